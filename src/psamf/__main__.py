@@ -1,0 +1,5 @@
+import sys
+
+from psamf.cli import main
+
+sys.exit(main())

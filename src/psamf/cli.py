@@ -1,0 +1,53 @@
+"""The ``psamf`` command line: a thin layer over the library.
+
+Each subcommand lives in ``psamf.commands.<name>`` and exposes ``register(subparsers)``; the
+parser is assembled from ``COMMANDS`` so that ``--help`` always lists what exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from psamf import __version__
+
+# Subcommand modules, in the order --help lists them.
+COMMANDS: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="psamf",
+        description="PSA-MF multimodal sentiment analysis: data, training, evaluation, prediction.",
+    )
+    parser.add_argument("--version", action="version", version=f"psamf {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"psamf.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError, PermissionError) as err:
+        # User errors: one clear line, no traceback, non-zero exit.
+        print(f"psamf {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
