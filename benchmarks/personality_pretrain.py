@@ -1,0 +1,149 @@
+"""Benchmark: personality pretraining of the offline MiniLM on First Impressions V2 (CPU).
+
+Runs ``psamf pretrain-personality`` on ../shared/data/first_impressions into
+``artifacts/personality-minilm`` (the default personality encoder of PSA-MF runs), then writes
+``benchmarks/personality_pretrain.json`` (test figures of the fine-tuned encoder, the constant
+predictor and the frozen encoder + ridge, wall time, command, git commit) and a Markdown report
+generated from it. ``--report-only`` regenerates the Markdown from the JSON.
+
+    .venv/bin/python benchmarks/personality_pretrain.py [-- extra pretrain-personality options]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "first_impressions"
+OUT = ROOT / "artifacts" / "personality-minilm"
+RESULT_JSON = ROOT / "benchmarks" / "personality_pretrain.json"
+RESULT_MD = ROOT / "benchmarks" / "personality_pretrain.md"
+# The recipe: every option spelled out, so the command in the report is the whole story.
+RECIPE = [
+    "--backbone", "minilm", "--epochs", "4", "--batch-size", "32", "--encoder-lr", "5e-5",
+    "--head-lr", "1e-3", "--weight-decay", "0.01", "--warmup", "0.1", "--max-tokens", "128",
+    "--pooling", "first", "--activation", "sigmoid", "--loss", "mse", "--seed", "0",
+]
+PREDICTORS = (("constant", "constant (train means)"),
+              ("frozen_ridge", "frozen MiniLM mean-pool + ridge"),
+              ("fine_tuned", "fine-tuned MiniLM + trait head"))
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run(extra: list[str]) -> dict:
+    if not DATA.is_dir():
+        sys.exit(f"{DATA}: First Impressions not found (see ../shared/data/README.md)")
+    args = ["pretrain-personality", "--data", os.path.relpath(DATA, ROOT),
+            "--out", "artifacts/personality-minilm", *RECIPE, *extra]
+    command = "psamf " + " ".join(shlex.quote(a) for a in args)
+    print(command, flush=True)
+    started = time.time()
+    code = subprocess.run([sys.executable, "-m", "psamf", *args], cwd=ROOT).returncode
+    wall = time.time() - started
+    if code != 0:
+        sys.exit(f"pretrain-personality failed with exit code {code}")
+    metrics = json.loads((OUT / "metrics.json").read_text(encoding="utf-8"))
+    traits = metrics["traits"]
+    result = {
+        "command": command,
+        "git_commit": _git_commit(),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "machine": "2 shared CPU cores, no GPU",
+        "wall_seconds": round(wall, 1),
+        "output": "artifacts/personality-minilm",
+        "traits": traits,
+        "selection": metrics["selection"],
+        "best_epoch": metrics["best_epoch"],
+        "history": metrics["history"],
+        "counts": metrics["counts"],
+        "ridge_alpha": metrics.get("ridge_alpha"),
+        "test_clips": metrics["test"]["clips"],
+        "test": {k: metrics["test"][k] for k, _ in PREDICTORS if k in metrics["test"]},
+        "valid": {k: metrics["valid"][k] for k, _ in PREDICTORS if k in metrics["valid"]},
+        "goal": {"test_acc_mean": 0.895, "test_r2_mean": 0.15},
+    }
+    RESULT_JSON.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def render(result: dict) -> str:
+    traits = result["traits"]
+    lines = [
+        "# Personality pretraining benchmark (MiniLM, First Impressions V2)",
+        "",
+        f"Generated from `benchmarks/personality_pretrain.json` — {result['date_utc']} UTC, "
+        f"commit `{result['git_commit']}`, {result['machine']}, wall time "
+        f"{result['wall_seconds'] / 60:.1f} min.",
+        "",
+        f"Command (from the repository root): `{result['command']}`",
+        "",
+        f"Test split: all {result['test_clips']} clips (empty transcripts get the training means). "
+        f"Checkpoint selection: {result['selection']}, epoch {result['best_epoch']}; test scored "
+        f"once. Ridge alpha (chosen on validation): {result['ridge_alpha']}.",
+        "",
+        "| predictor (test) | acc_mean | r2_mean | "
+        + " | ".join(f"acc {t}" for t in traits) + " | "
+        + " | ".join(f"R² {t}" for t in traits) + " |",
+        "|---" * (3 + 2 * len(traits)) + "|",
+    ]
+    for key, label in PREDICTORS:
+        m = result["test"].get(key)
+        if m:
+            lines.append(
+                f"| {label} | {m['acc_mean']:.4f} | {m['r2_mean']:.4f} | "
+                + " | ".join(f"{m[f'acc_{t}']:.4f}" for t in traits) + " | "
+                + " | ".join(f"{m[f'r2_{t}']:.4f}" for t in traits) + " |"
+            )
+    goal = result["goal"]
+    ft = result["test"]["fine_tuned"]
+    lines += [
+        "",
+        f"Goal: test acc_mean ≥ {goal['test_acc_mean']} and r2_mean ≥ {goal['test_r2_mean']}: "
+        f"reached {ft['acc_mean']:.4f} / {ft['r2_mean']:.4f}.",
+        "",
+        "Per epoch (validation):",
+        "",
+        "| epoch | train loss | valid acc_mean | valid r2_mean | seconds |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {h['epoch']} | {h['train_loss']:.5f} | {h['valid_acc_mean']:.4f} | "
+        f"{h['valid_r2_mean']:.4f} | {h['seconds']:.0f} |"
+        for h in result["history"]
+    ]
+    lines += ["", "Clip counts:", ""]
+    lines += [f"- {k}: {c['clips']} clips, {c['empty']} empty transcripts, {c['truncated']} "
+              "truncated" for k, c in result["counts"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report-only", action="store_true",
+                        help="only regenerate the Markdown from the JSON")
+    parser.add_argument("extra", nargs="*", help="extra pretrain-personality options (after --)")
+    args = parser.parse_args()
+    if args.report_only:
+        result = json.loads(RESULT_JSON.read_text(encoding="utf-8"))
+    else:
+        result = run(args.extra)
+    RESULT_MD.write_text(render(result), encoding="utf-8")
+    print(RESULT_MD.read_text(encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,406 @@
+"""The personality pretraining recipe: fine-tune an encoder + TraitHead on First Impressions.
+
+Recipe (defaults in ``PretrainConfig``): P = first token of the last layer feeds a linear head with
+a sigmoid (started as the constant predictor: zero weights, bias = logit of the training means);
+MSE loss; AdamW with two groups (encoder lr, higher head lr), linear warmup then linear decay,
+gradient norm clipped at 1. After each epoch the model is scored on the validation split; the
+epoch with the best validation mean accuracy (1 − MAE) is kept. The test split is scored once, at
+the end, with the kept weights.
+
+Empty transcripts are dropped from training (logged count); at evaluation every predictor gives
+them the training means, so reported figures cover every clip of a split.
+
+Work in progress lives in ``<out>.partial/`` (recipe, baselines, last-epoch checkpoint); a rerun
+with the same recipe continues from there. The finished folder is written atomically and the
+partial folder removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from psamf.backbones import resolve_backbone
+from psamf.data.dataset import PersonalityDataset, PersonalitySplit
+from psamf.io import atomic_dir, write_json
+from psamf.personality import checkpoint as ckpt
+from psamf.personality.baselines import frozen_ridge, nonempty_mask
+from psamf.personality.config import PretrainConfig
+from psamf.personality.head import TraitHead, pool
+from psamf.personality.report import metrics_table, model_card
+
+log = logging.getLogger(__name__)
+
+SELECTION = "validation acc_mean (mean over traits of 1 - MAE)"
+
+
+class TraitModel(nn.Module):
+    """Encoder + TraitHead: (input_ids, attention_mask) -> trait scores (B, n_traits)."""
+
+    def __init__(self, encoder: nn.Module, head: TraitHead) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask
+        ).last_hidden_state  # (B, L, H)
+        return self.head(pool(hidden, attention_mask, self.head.pooling))  # (B, n_traits)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_corpus(data_dir: str | Path, limit: int | None = None) -> PersonalityDataset:
+    """First Impressions from ``data_dir`` (the folder with the ChaLearn pickles)."""
+    from psamf.personality._fi_reader import read_first_impressions
+
+    ds = read_first_impressions(Path(data_dir))
+    for name in ("train", "valid", "test"):
+        if name not in ds.splits or len(ds.splits[name]) == 0:
+            raise ValueError(f"{data_dir}: the corpus has no '{name}' split")
+        targets = ds.splits[name].targets
+        if not np.isfinite(targets).all():
+            raise ValueError(f"{data_dir}: split '{name}' has non-finite trait scores")
+    if limit is not None:
+        ds = dataclasses.replace(
+            ds, splits={k: s.subset(np.arange(min(limit, len(s)))) for k, s in ds.splits.items()}
+        )
+    return ds
+
+
+def _count_truncated(tokenizer, texts: list[str], max_tokens: int) -> int:
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]]
+    return int(sum(n > max_tokens for n in lengths))
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def _metrics(preds: np.ndarray, targets: np.ndarray, traits: tuple[str, ...]) -> dict[str, float]:
+    try:
+        from psamf.metrics import personality_metrics
+    except ImportError:  # TEMPORARY until psamf.metrics lands
+        from psamf.personality._fi_reader import personality_metrics
+
+    return {k: float(v) for k, v in personality_metrics(preds, targets, traits).items()}
+
+
+@torch.no_grad()
+def predict(
+    model: TraitModel,
+    tokenizer,
+    split: PersonalitySplit,
+    *,
+    max_tokens: int,
+    batch_size: int,
+    device: torch.device,
+) -> np.ndarray:
+    """Trait predictions (N, n_traits) for a split; empty transcripts get the head's fallback."""
+    model.eval()
+    keep = np.flatnonzero(nonempty_mask(split.texts))
+    out = np.tile(np.asarray(model.head.fallback, dtype=np.float32), (len(split), 1))
+    for start in range(0, len(keep), batch_size):
+        idx = keep[start : start + batch_size]
+        batch = tokenizer(
+            [split.texts[i] for i in idx], padding=True, truncation=True,
+            max_length=max_tokens, return_tensors="pt",
+        ).to(device)
+        out[idx] = model(batch["input_ids"], batch["attention_mask"]).float().cpu().numpy()
+    if not np.isfinite(out).all():
+        raise FloatingPointError("the model produced NaN or inf trait scores; lower the lr")
+    return out
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _resolve_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return dev
+
+
+def _build(config: PretrainConfig, means: np.ndarray, traits: tuple[str, ...]):
+    from transformers import AutoModel, AutoTokenizer
+
+    source = resolve_backbone(config.backbone)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    encoder = AutoModel.from_pretrained(source)
+    hidden = getattr(encoder.config, "hidden_size", None)
+    if not isinstance(hidden, int):
+        raise ValueError(f"backbone {config.backbone!r}: its config has no integer hidden_size")
+    head = TraitHead(
+        hidden_size=hidden, traits=traits, pooling=config.pooling, activation=config.activation
+    )
+    head.init_at(means.tolist())
+    return source, tokenizer, TraitModel(encoder, head)
+
+
+def _optimizer(model: TraitModel, config: PretrainConfig) -> torch.optim.Optimizer:
+    """AdamW, groups by role: encoder matrices (decayed), encoder biases/norms, the head."""
+    decay, no_decay = [], []
+    for name, param in model.encoder.named_parameters():
+        (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+    groups = [
+        {"name": "encoder", "params": decay, "lr": config.encoder_lr,
+         "weight_decay": config.weight_decay},
+        {"name": "encoder_no_decay", "params": no_decay, "lr": config.encoder_lr,
+         "weight_decay": 0.0},
+        {"name": "head", "params": list(model.head.parameters()), "lr": config.head_lr,
+         "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups)
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The shuffle of epoch ``epoch``: a function of (seed, epoch) only, so resume repeats it."""
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(n, generator=gen).numpy()
+
+
+def _train_epoch(
+    model: TraitModel,
+    tokenizer,
+    split: PersonalitySplit,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    config: PretrainConfig,
+    epoch: int,
+    device: torch.device,
+) -> float:
+    model.train()
+    loss_fn = nn.MSELoss() if config.loss == "mse" else nn.L1Loss()
+    order = _epoch_order(len(split), config.seed, epoch)
+    total, count = 0.0, 0
+    bar = tqdm(
+        range(0, len(order), config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}",
+        unit="batch", leave=False, dynamic_ncols=True,
+    )
+    for start in bar:
+        idx = order[start : start + config.batch_size]
+        batch = tokenizer(
+            [split.texts[i] for i in idx], padding=True, truncation=True,
+            max_length=config.max_tokens, return_tensors="pt",
+        ).to(device)
+        target = torch.as_tensor(split.targets[idx], device=device)
+        loss = loss_fn(model(batch["input_ids"], batch["attention_mask"]).float(), target)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"epoch {epoch + 1}: loss became {loss.item()}; lower --encoder-lr / --head-lr"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        total += loss.item() * len(idx)
+        count += len(idx)
+        bar.set_postfix(loss=f"{total / count:.4f}")
+    return total / max(count, 1)
+
+
+def _recipe(config: PretrainConfig, data_dir: Path) -> dict[str, Any]:
+    return {"config": dataclasses.asdict(config), "data": str(data_dir.resolve())}
+
+
+def _prepare_partial(partial: Path, recipe: dict, resume: bool) -> None:
+    recipe_path = partial / "recipe.json"
+    if partial.exists() and not resume:
+        log.info("--no-resume: discarding %s", partial)
+        shutil.rmtree(partial)
+    if partial.exists():
+        try:
+            saved = json.loads(recipe_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            saved = None
+        if saved is not None and saved != recipe:
+            raise ValueError(
+                f"{recipe_path}: an unfinished run with a different recipe is in {partial}; "
+                "rerun with the same options to continue it, or pass --no-resume to discard it"
+            )
+    partial.mkdir(parents=True, exist_ok=True)
+    write_json(recipe_path, recipe)
+
+
+def pretrain_personality(
+    config: PretrainConfig,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    device: str | None = None,
+    resume: bool = True,
+    stop_after_epochs: int | None = None,
+    command: str = "",
+) -> dict[str, Any] | None:
+    """Run the recipe; return the metrics dict (also in ``<out>/metrics.json``).
+
+    ``stop_after_epochs`` ends this call after that many epochs have completed (counting those
+    resumed), leaving ``<out>.partial/`` for a later call to continue; it returns None then.
+    """
+    config.validate()
+    started = time.time()
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    dev = _resolve_device(device)
+    corpus = load_corpus(data_dir, config.limit)
+    traits = tuple(corpus.traits)
+    train, valid, test = (corpus.splits[k] for k in ("train", "valid", "test"))
+    means = train.targets.mean(0).astype(np.float32)
+
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    recipe = _recipe(config, data_dir)
+    _prepare_partial(partial, recipe, resume)
+
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    source, tokenizer, model = _build(config, means, traits)
+    model.to(dev)
+
+    counts = {
+        name: {
+            "clips": len(split),
+            "empty": int((~nonempty_mask(split.texts)).sum()),
+            "truncated": _count_truncated(tokenizer, split.texts, config.max_tokens),
+        }
+        for name, split in corpus.splits.items()
+        if name in ("train", "valid", "test")
+    }
+    for name, c in counts.items():
+        log.info("%s: %d clips, %d empty transcripts, %d truncated to %d tokens",
+                 name, c["clips"], c["empty"], c["truncated"], config.max_tokens)
+    train_fit = train.subset(np.flatnonzero(nonempty_mask(train.texts)))
+    log.info("training on %d clips (%d empty transcripts dropped)",
+             len(train_fit), counts["train"]["empty"])
+
+    baselines = _baselines(partial, config, model, tokenizer, corpus, means, dev)
+
+    optimizer = _optimizer(model, config)
+    steps = config.epochs * -(-len(train_fit) // config.batch_size)
+    from transformers import get_linear_schedule_with_warmup
+
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup * steps), steps)
+
+    state: dict[str, Any] = {"epochs_done": 0, "best_epoch": None, "best_score": None,
+                             "history": []}
+    if ckpt.read_state(partial / "checkpoint") is not None:
+        state, _ = ckpt.load_checkpoint(
+            partial / "checkpoint", model=model, optimizer=optimizer, scheduler=scheduler
+        )
+        state = {k: state[k] for k in ("epochs_done", "best_epoch", "best_score", "history")}
+        log.info("resuming from %s after epoch %d", partial / "checkpoint", state["epochs_done"])
+
+    for epoch in range(state["epochs_done"], config.epochs):
+        if stop_after_epochs is not None and epoch >= stop_after_epochs:
+            log.info("stopping after epoch %d as asked; rerun to continue", epoch)
+            return None
+        t0 = time.time()
+        train_loss = _train_epoch(
+            model, tokenizer, train_fit, optimizer, scheduler, config, epoch, dev
+        )
+        valid_m = _metrics(
+            predict(model, tokenizer, valid, max_tokens=config.max_tokens,
+                    batch_size=config.eval_batch_size, device=dev),
+            valid.targets, traits,
+        )
+        score = valid_m["acc_mean"]
+        improved = state["best_score"] is None or score > state["best_score"]
+        if improved:
+            state["best_score"], state["best_epoch"] = score, epoch + 1
+        state["epochs_done"] = epoch + 1
+        state["history"].append({
+            "epoch": epoch + 1, "train_loss": train_loss, "valid_acc_mean": score,
+            "valid_r2_mean": valid_m["r2_mean"], "seconds": round(time.time() - t0, 1),
+        })
+        log.info("epoch %d/%d: train %s %.5f, valid acc_mean %.4f r2_mean %.4f%s (%.0f s)",
+                 epoch + 1, config.epochs, config.loss, train_loss, score, valid_m["r2_mean"],
+                 "  *best*" if improved else "", time.time() - t0)
+        ckpt.save_checkpoint(
+            partial / "checkpoint", model=model, optimizer=optimizer, scheduler=scheduler,
+            state=state, best=ckpt.model_tensors(model) if improved else None,
+        )
+
+    model.load_state_dict(ckpt.load_best(partial / "checkpoint"))
+    metrics = _final_metrics(model, tokenizer, corpus, means, baselines, config, dev)
+    metrics.update({
+        "selection": SELECTION, "best_epoch": state["best_epoch"], "history": state["history"],
+        "counts": counts, "seconds": round(time.time() - started, 1),
+    })
+    log.info("\n%s", metrics_table(metrics, traits))
+    _write_output(out_dir, model, tokenizer, metrics, recipe, source, command)
+    shutil.rmtree(partial, ignore_errors=True)
+    return metrics
+
+
+def _baselines(partial, config, model, tokenizer, corpus, means, dev) -> dict[str, Any]:
+    """Constant and frozen+ridge predictions (valid/test), computed once and kept for resume."""
+    path = partial / "baselines.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    traits = tuple(corpus.traits)
+    out: dict[str, Any] = {"constant": {}, "frozen_ridge": None}
+    for name in ("valid", "test"):
+        split = corpus.splits[name]
+        out["constant"][name] = _metrics(np.tile(means, (len(split), 1)), split.targets, traits)
+    if config.baselines:
+        t0 = time.time()
+        splits = {k: (corpus.splits[k].texts, corpus.splits[k].targets)
+                  for k in ("train", "valid", "test")}
+        preds, alpha = frozen_ridge(
+            model.encoder, tokenizer, splits,
+            metric=lambda p, t: _metrics(p, t, traits)["acc_mean"],
+            max_tokens=config.max_tokens, batch_size=config.eval_batch_size, device=dev,
+        )
+        out["frozen_ridge"] = {
+            name: _metrics(preds[name], corpus.splits[name].targets, traits)
+            for name in ("valid", "test")
+        }
+        out["frozen_ridge"]["alpha"] = alpha
+        log.info("frozen + ridge baseline: alpha %g (%.0f s)", alpha, time.time() - t0)
+    write_json(path, out)
+    return out
+
+
+def _final_metrics(model, tokenizer, corpus, means, baselines, config, dev) -> dict[str, Any]:
+    """Valid and test figures of every predictor; the only place the test split is scored."""
+    traits = tuple(corpus.traits)
+    result: dict[str, Any] = {"traits": list(traits), "train_means": means.tolist()}
+    for name in ("valid", "test"):
+        split = corpus.splits[name]
+        preds = predict(model, tokenizer, split, max_tokens=config.max_tokens,
+                        batch_size=config.eval_batch_size, device=dev)
+        entry = {"clips": len(split), "constant": baselines["constant"][name],
+                 "fine_tuned": _metrics(preds, split.targets, traits)}
+        if baselines.get("frozen_ridge"):
+            entry["frozen_ridge"] = baselines["frozen_ridge"][name]
+        result[name] = entry
+    if baselines.get("frozen_ridge"):
+        result["ridge_alpha"] = baselines["frozen_ridge"]["alpha"]
+    return result
+
+
+def _write_output(out_dir, model, tokenizer, metrics, recipe, source, command) -> None:
+    with atomic_dir(out_dir) as tmp:
+        model.encoder.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        model.head.save(tmp)
+        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / "recipe.json", {**recipe, "backbone_source": source, "command": command})
+        (tmp / "README.md").write_text(
+            model_card(metrics, recipe, source=source, command=command), encoding="utf-8"
+        )
+    log.info("wrote %s", out_dir)
