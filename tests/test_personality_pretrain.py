@@ -174,3 +174,12 @@ def test_cli_bad_annotation_file(tiny_encoder, tmp_path, capsys, damage):
     assert code != 0
     assert "annotation_validation.pkl" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fi"]
+
+
+def test_cli_bad_backbone_leaves_nothing(tmp_path, capsys):
+    data = write_fi_corpus(tmp_path / "fi", {"train": 8, "valid": 4, "test": 4})
+    code = main(["pretrain-personality", "--data", str(data), "--backbone",
+                 str(tmp_path / "no-such-model"), "--out", str(tmp_path / "out")])
+    assert code != 0
+    assert "no-such-model" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fi"]

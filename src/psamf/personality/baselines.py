@@ -57,6 +57,7 @@ def frozen_ridge(
         emb = encode_texts(
             encoder, tokenizer, [t for t, k in zip(texts, keep, strict=True) if k],
             pooling="mean", max_tokens=max_tokens, batch_size=batch_size, device=device,
+            desc=f"frozen embeddings ({name})",
         ).numpy()
         full = np.zeros((len(texts), emb.shape[1] if len(emb) else 1), dtype=np.float64)
         full[keep] = emb

@@ -17,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
+from tqdm.auto import tqdm
 
 from psamf.data.dataset import BIG_FIVE
 from psamf.io import save_tensors, write_json
@@ -161,12 +162,17 @@ def encode_texts(
     max_tokens: int = 128,
     batch_size: int = 64,
     device: str | torch.device | None = None,
+    desc: str | None = None,
 ) -> torch.Tensor:
-    """Pooled last-layer embeddings (N, H) of ``texts`` on CPU, in eval mode, no gradients."""
+    """Pooled last-layer embeddings (N, H) of ``texts`` on CPU, in eval mode, no gradients.
+
+    ``desc`` shows a progress bar with that label.
+    """
     dev = _device(device)
     encoder.eval().to(dev)
     chunks: list[torch.Tensor] = []
-    for start in range(0, len(texts), batch_size):
+    starts = range(0, len(texts), batch_size)
+    for start in tqdm(starts, desc=desc, unit="batch", leave=False, disable=desc is None):
         batch = tokenizer(
             list(texts[start : start + batch_size]),
             padding=True,

@@ -139,8 +139,14 @@ def _build(config: PretrainConfig, means: np.ndarray, traits: tuple[str, ...]):
     from transformers import AutoModel, AutoTokenizer
 
     source = resolve_backbone(config.backbone)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    encoder = AutoModel.from_pretrained(source)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        encoder = AutoModel.from_pretrained(source)
+    except OSError as err:
+        raise FileNotFoundError(
+            f"backbone {config.backbone!r} ({source}): cannot load an encoder and tokenizer "
+            f"({err}); pass --backbone minilm, a local model folder or a reachable hub id"
+        ) from err
     hidden = getattr(encoder.config, "hidden_size", None)
     if not isinstance(hidden, int):
         raise ValueError(f"backbone {config.backbone!r}: its config has no integer hidden_size")
@@ -262,14 +268,15 @@ def pretrain_personality(
     train, valid, test = (corpus.splits[k] for k in ("train", "valid", "test"))
     means = train.targets.mean(0).astype(np.float32)
 
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    recipe = _recipe(config, data_dir)
-    _prepare_partial(partial, recipe, resume)
-
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     source, tokenizer, model = _build(config, means, traits)
     model.to(dev)
+
+    # Only now, with data and backbone known to load, does the run leave anything on disk.
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    recipe = _recipe(config, data_dir)
+    _prepare_partial(partial, recipe, resume)
 
     counts = {
         name: {
