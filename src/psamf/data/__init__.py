@@ -1,0 +1,118 @@
+"""Datasets for psamf: readers for the research formats, a synthetic sample, one entry point.
+
+``load_dataset(name_or_dir, root=None, **explicit_paths)`` is what the trainer and the CLI call:
+
+- ``"mosi"``, ``"mosei"``, ``"first_impressions"``: the folder of that name under ``root``
+  (default ``$PSAMF_DATA_ROOT``, else ``../shared/data`` from the working directory);
+- ``"sample"``: the built-in synthetic MOSI-shaped dataset (nothing read from disk);
+- a folder path: its files are sniffed (MMSA pickle, label.csv, First Impressions pickles);
+- explicit paths for layouts a folder cannot disambiguate: ``features=`` (an MMSA or authors'
+  pickle) and/or ``labels=`` (a label.csv).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from psamf.data.dataset import (
+    BIG_FIVE,
+    LABEL_MAX,
+    LABEL_MIN,
+    MODALITIES,
+    SPLITS,
+    ModalityFeatures,
+    MultimodalDataset,
+    PersonalityDataset,
+    PersonalitySplit,
+    SplitData,
+)
+from psamf.data.first_impressions import read_first_impressions
+from psamf.data.safe_pickle import UnsafePickleError, safe_load
+
+NAMED_DATASETS: tuple[str, ...] = ("mosi", "mosei", "first_impressions", "sample")
+DATA_ROOT_ENV = "PSAMF_DATA_ROOT"
+
+__all__ = [
+    "BIG_FIVE",
+    "DATA_ROOT_ENV",
+    "LABEL_MAX",
+    "LABEL_MIN",
+    "MODALITIES",
+    "NAMED_DATASETS",
+    "SPLITS",
+    "ModalityFeatures",
+    "MultimodalDataset",
+    "PersonalityDataset",
+    "PersonalitySplit",
+    "SplitData",
+    "UnsafePickleError",
+    "default_data_root",
+    "load_dataset",
+    "make_sample_dataset",
+    "read_first_impressions",
+    "read_folder",
+    "read_label_csv",
+    "read_mmsa_pickle",
+    "read_authors_layout",
+    "safe_load",
+    "validate_dataset",
+]
+
+
+def default_data_root() -> Path:
+    """``$PSAMF_DATA_ROOT`` if set, else ``../shared/data`` relative to the working directory."""
+    env = os.environ.get(DATA_ROOT_ENV)
+    return Path(env) if env else Path.cwd().parent / "shared" / "data"
+
+
+def load_dataset(
+    name_or_dir: str | Path,
+    root: str | Path | None = None,
+    **explicit_paths: Any,
+) -> MultimodalDataset | PersonalityDataset:
+    """Load a named dataset, a folder, or explicit files (see the module docstring)."""
+    name = str(name_or_dir)
+    if name == "sample":
+        from psamf.data.sample import make_sample_dataset
+
+        return make_sample_dataset(**explicit_paths)
+    if name in NAMED_DATASETS:
+        folder = Path(root) if root is not None else default_data_root()
+        folder = folder / name
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{folder}: folder for dataset '{name}' not found; pass root=DIR (CLI: --root) "
+                f"or set ${DATA_ROOT_ENV} to the folder that contains '{name}/'"
+            )
+        if name == "first_impressions":
+            return read_first_impressions(folder)
+        from psamf.data import readers
+
+        return readers.read_folder(folder, name=name, **explicit_paths)
+    folder = Path(name_or_dir)
+    if root is not None and not folder.is_absolute():
+        folder = Path(root) / folder
+    if not folder.exists() and not explicit_paths:
+        raise FileNotFoundError(
+            f"{folder}: no such folder, and '{name}' is not a known dataset name "
+            f"({', '.join(NAMED_DATASETS)})"
+        )
+    from psamf.data import readers
+
+    return readers.read_folder(folder, **explicit_paths)
+
+
+def __getattr__(attr: str) -> Any:
+    """Re-export readers and the sample lazily (they import more than the data contracts)."""
+    if attr in {"read_folder", "read_label_csv", "read_mmsa_pickle", "read_authors_layout",
+                "validate_dataset"}:
+        from psamf.data import readers
+
+        return getattr(readers, attr)
+    if attr == "make_sample_dataset":
+        from psamf.data.sample import make_sample_dataset
+
+        return make_sample_dataset
+    raise AttributeError(f"module 'psamf.data' has no attribute '{attr}'")
