@@ -30,6 +30,7 @@ from psamf.data.dataset import (
 )
 from psamf.data.first_impressions import read_first_impressions
 from psamf.data.safe_pickle import UnsafePickleError, safe_load
+from psamf.data.sample import make_sample_dataset
 
 NAMED_DATASETS: tuple[str, ...] = ("mosi", "mosei", "first_impressions", "sample")
 DATA_ROOT_ENV = "PSAMF_DATA_ROOT"
@@ -75,8 +76,6 @@ def load_dataset(
     """Load a named dataset, a folder, or explicit files (see the module docstring)."""
     name = str(name_or_dir)
     if name == "sample":
-        from psamf.data.sample import make_sample_dataset
-
         return make_sample_dataset(**explicit_paths)
     if name in NAMED_DATASETS:
         folder = Path(root) if root is not None else default_data_root()
@@ -111,8 +110,4 @@ def __getattr__(attr: str) -> Any:
         from psamf.data import readers
 
         return getattr(readers, attr)
-    if attr == "make_sample_dataset":
-        from psamf.data.sample import make_sample_dataset
-
-        return make_sample_dataset
     raise AttributeError(f"module 'psamf.data' has no attribute '{attr}'")
