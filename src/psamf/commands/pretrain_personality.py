@@ -34,9 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--data", required=True, type=Path,
+    p.add_argument("--data", required=True,
                    help="folder with the ChaLearn First Impressions V2 annotation_*/transcription_*"
-                        " pickles")
+                        " pickles, or 'first_impressions' (under $PSAMF_DATA_ROOT, else "
+                        "../shared/data)")
     p.add_argument("--backbone", default=DEFAULT_BACKBONE,
                    help="encoder to fine-tune: 'minilm', 'mpnet', a hub id or a local folder")
     p.add_argument("--out", type=Path, default=None,

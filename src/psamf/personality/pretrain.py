@@ -62,17 +62,18 @@ class TraitModel(nn.Module):
 # ----------------------------------------------------------------------------- data
 
 
-def load_corpus(data_dir: str | Path, limit: int | None = None) -> PersonalityDataset:
-    """First Impressions from ``data_dir`` (the folder with the ChaLearn pickles)."""
-    from psamf.personality._fi_reader import read_first_impressions
+def load_corpus(data: str | Path, limit: int | None = None) -> PersonalityDataset:
+    """First Impressions from ``data``: the folder with the ChaLearn pickles, or a dataset name
+    that ``psamf.data.load_dataset`` resolves (``first_impressions`` under the data root)."""
+    from psamf.data import load_dataset, read_first_impressions
 
-    ds = read_first_impressions(Path(data_dir))
+    path = Path(data)
+    ds = read_first_impressions(path) if path.is_dir() else load_dataset(str(data))
+    if not isinstance(ds, PersonalityDataset):
+        raise ValueError(f"{data}: not a personality corpus (expected First Impressions V2)")
     for name in ("train", "valid", "test"):
         if name not in ds.splits or len(ds.splits[name]) == 0:
-            raise ValueError(f"{data_dir}: the corpus has no '{name}' split")
-        targets = ds.splits[name].targets
-        if not np.isfinite(targets).all():
-            raise ValueError(f"{data_dir}: split '{name}' has non-finite trait scores")
+            raise ValueError(f"{data}: the corpus has no '{name}' split")
     if limit is not None:
         ds = dataclasses.replace(
             ds, splits={k: s.subset(np.arange(min(limit, len(s)))) for k, s in ds.splits.items()}
@@ -89,10 +90,7 @@ def _count_truncated(tokenizer, texts: list[str], max_tokens: int) -> int:
 
 
 def _metrics(preds: np.ndarray, targets: np.ndarray, traits: tuple[str, ...]) -> dict[str, float]:
-    try:
-        from psamf.metrics import personality_metrics
-    except ImportError:  # TEMPORARY until psamf.metrics lands
-        from psamf.personality._fi_reader import personality_metrics
+    from psamf.metrics import personality_metrics
 
     return {k: float(v) for k, v in personality_metrics(preds, targets, traits).items()}
 
@@ -221,8 +219,8 @@ def _train_epoch(
     return total / max(count, 1)
 
 
-def _recipe(config: PretrainConfig, data_dir: Path) -> dict[str, Any]:
-    return {"config": dataclasses.asdict(config), "data": str(data_dir.resolve())}
+def _recipe(config: PretrainConfig, corpus: PersonalityDataset) -> dict[str, Any]:
+    return {"config": dataclasses.asdict(config), "data": str(Path(corpus.source).resolve())}
 
 
 def _prepare_partial(partial: Path, recipe: dict, resume: bool) -> None:
@@ -246,7 +244,7 @@ def _prepare_partial(partial: Path, recipe: dict, resume: bool) -> None:
 
 def pretrain_personality(
     config: PretrainConfig,
-    data_dir: str | Path,
+    data: str | Path,
     out_dir: str | Path,
     *,
     device: str | None = None,
@@ -261,9 +259,9 @@ def pretrain_personality(
     """
     config.validate()
     started = time.time()
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    out_dir = Path(out_dir)
     dev = _resolve_device(device)
-    corpus = load_corpus(data_dir, config.limit)
+    corpus = load_corpus(data, config.limit)
     traits = tuple(corpus.traits)
     train, valid, test = (corpus.splits[k] for k in ("train", "valid", "test"))
     means = train.targets.mean(0).astype(np.float32)
@@ -275,7 +273,7 @@ def pretrain_personality(
 
     # Only now, with data and backbone known to load, does the run leave anything on disk.
     partial = out_dir.with_name(out_dir.name + ".partial")
-    recipe = _recipe(config, data_dir)
+    recipe = _recipe(config, corpus)
     _prepare_partial(partial, recipe, resume)
 
     counts = {
