@@ -1,0 +1,41 @@
+"""Text-only fine-tuning baseline: the comparison PSA-MF has to beat with the same encoder.
+
+Mean-pooled last layer of the sentiment encoder + one linear layer, L1 loss. Same forward signature
+as PSAMF (personality, audio and video are accepted and ignored) and the same config type.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from psamf.models.config import PSAMFConfig
+from psamf.models.psamf import PSAMFOutput, _TextModel
+
+
+class TextFinetune(_TextModel):
+    """Plain fine-tuning of ``config.text_encoder`` for sentiment regression."""
+
+    def __init__(self, config: PSAMFConfig) -> None:
+        super().__init__()
+        self._load_text_encoder(config)
+        self.head = nn.Linear(self.text_encoder.hidden_size, 1)
+        self._init_new_weights()
+
+    def forward(
+        self,
+        *,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        **_unused: torch.Tensor | None,
+    ) -> PSAMFOutput:
+        last = self.text_encoder(input_ids, attention_mask)[-1]  # (B, L, H)
+        weights = attention_mask.unsqueeze(-1).to(last.dtype)  # (B, L, 1)
+        pooled = (last * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, H)
+        prediction = self.head(pooled).squeeze(-1)  # (B, 1) -> (B,)
+        if labels is None:
+            return PSAMFOutput(prediction=prediction)
+        task = F.l1_loss(prediction, labels.to(prediction.dtype))
+        return PSAMFOutput(prediction=prediction, loss=task, losses={"task": task})

@@ -1,0 +1,173 @@
+"""PSAMFConfig: every setting of a PSA-MF (or baseline) model, typed and JSON round-trippable.
+
+The config travels with each checkpoint, so a model can be rebuilt from its run folder alone:
+``build_model(PSAMFConfig.from_dict(json.load(f)))``. Validation errors name the field and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+MODEL_TYPES: tuple[str, ...] = ("psamf", "text_finetune")
+FUSION_LAYER_INITS: tuple[str, ...] = ("pretrained", "fresh")
+CONTRASTIVE_SCALES: tuple[str, ...] = ("fixed", "learned")
+CONTRASTIVE_NORMS: tuple[str, ...] = ("after_projection", "authors")
+
+
+@dataclass(kw_only=True)
+class PSAMFConfig:
+    """Settings of a PSA-MF model. Defaults follow the paper, or the authors' code where stated.
+
+    Fields:
+        model_type: registry name, ``"psamf"`` or ``"text_finetune"`` (the text-only baseline).
+        text_encoder: sentiment encoder, a short name (``"minilm"``, ``"mpnet"``), hub id or folder.
+        personality_dim: width H_p of the cached personality embedding P; None = the text encoder's
+            width. When it differs from the text width, P is linearly projected before it is added
+            to the pre-fusion tokens.
+        audio_dim / vision_dim: frame feature widths; None = the modality is absent from the data
+            (its encoder, pre-fusion token and attention are not built).
+        av_hidden: width D of the audio/video path (LSTM, attention, probes); 64 in the paper.
+        align_layer: hidden-state index (embeddings = 0) where personality-sentiment alignment
+            reads its first token; None = round(10/12 * N) clamped to N-1 (10 for 12 layers, the
+            authors' choice), so the auto choice is always a text-only layer.
+        fusion_layer_init: ``"pretrained"`` keeps layer N's pretrained weights (the paper's
+            reading); ``"fresh"`` re-initialises it (what the authors' code does).
+        contrastive_scale: ``"fixed"`` logits scale ln(1/0.07) ~ 2.66, not exponentiated (authors);
+            ``"learned"`` a learnable log-scale starting at the same value.
+        contrastive_norm: ``"after_projection"`` (default, CLIP) normalises both sides after their
+            projection; ``"authors"`` normalises x after and y before its projection.
+        contrastive_dim: shared projection width of the contrastive loss (128).
+        detach_alignment_weight: stop gradients through the balancing weight d (default True: d is a
+            weight, not an objective; with gradients, L_ps could shrink by pushing the views apart).
+        mask_av_padding: cross-modal attention ignores padded frames (our fix; False = authors).
+        fusion_hidden: width of the serial path's per-modality expansion (2048).
+        head_hidden: width of the regression head's hidden layers (128).
+        w_ccl / w_ps / w_clm: loss weights (authors' code: 1.0 / 0.1 / 0.09); the L1 task term has
+            weight 1.
+        use_personality / use_prefusion / use_enhanced_fusion / use_ps_loss / use_clm_loss:
+            the paper's ablations, each removing one component with its parameters and loss terms.
+        text_only: ignore audio and video entirely (no AV encoders, tokens or attention).
+        dropout: dropout before the regression head.
+        max_text_length: tokens per transcript (truncate/pad), 50 in the paper.
+    """
+
+    model_type: str = "psamf"
+    text_encoder: str = "minilm"
+    personality_dim: int | None = None
+    audio_dim: int | None = None
+    vision_dim: int | None = None
+    av_hidden: int = 64
+    align_layer: int | None = None
+    fusion_layer_init: str = "pretrained"
+    contrastive_scale: str = "fixed"
+    contrastive_norm: str = "after_projection"
+    contrastive_dim: int = 128
+    detach_alignment_weight: bool = True
+    mask_av_padding: bool = True
+    fusion_hidden: int = 2048
+    head_hidden: int = 128
+    attention_heads: int = 2
+    w_ccl: float = 1.0
+    w_ps: float = 0.1
+    w_clm: float = 0.09
+    use_personality: bool = True
+    use_prefusion: bool = True
+    use_enhanced_fusion: bool = True
+    use_ps_loss: bool = True
+    use_clm_loss: bool = True
+    text_only: bool = False
+    dropout: float = 0.1
+    max_text_length: int = 50
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the bad field and what to use instead."""
+        _choice("model_type", self.model_type, MODEL_TYPES)
+        _choice("fusion_layer_init", self.fusion_layer_init, FUSION_LAYER_INITS)
+        _choice("contrastive_scale", self.contrastive_scale, CONTRASTIVE_SCALES)
+        _choice("contrastive_norm", self.contrastive_norm, CONTRASTIVE_NORMS)
+        if not isinstance(self.text_encoder, str) or not self.text_encoder.strip():
+            raise ValueError(
+                "text_encoder must be a backbone name, hub id or folder, e.g. 'minilm'"
+            )
+        for name in ("personality_dim", "audio_dim", "vision_dim", "align_layer"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"{name} must be an int or None, got {value!r}")
+        for name in ("personality_dim", "audio_dim", "vision_dim"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or None (modality absent), got {value}")
+        if self.align_layer is not None and self.align_layer < 0:
+            raise ValueError(
+                f"align_layer must be >= 0 (0 = embeddings) or None (auto), got {self.align_layer}"
+            )
+        for name in ("av_hidden", "contrastive_dim", "fusion_hidden", "head_hidden",
+                     "attention_heads", "max_text_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.av_hidden % self.attention_heads:
+            raise ValueError(
+                f"av_hidden ({self.av_hidden}) must be divisible by attention_heads "
+                f"({self.attention_heads}); change one of them"
+            )
+        if self.av_hidden < 3:
+            raise ValueError(
+                f"av_hidden must be >= 3 (the parallel path's kernel), got {self.av_hidden}"
+            )
+        for name in ("w_ccl", "w_ps", "w_clm", "dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        if self.dropout >= 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("detach_alignment_weight", "mask_av_padding", "use_personality",
+                     "use_prefusion", "use_enhanced_fusion", "use_ps_loss", "use_clm_loss",
+                     "text_only"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    def modality_widths(self) -> dict[str, int]:
+        """Widths of the modalities the model uses ({} in text_only mode)."""
+        if self.text_only:
+            return {}
+        widths = {"audio": self.audio_dim, "vision": self.vision_dim}
+        return {name: width for name, width in widths.items() if width is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PSAMFConfig:
+        """Rebuild from ``to_dict`` output; unknown keys are an error naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"PSAMFConfig: unknown field(s) {unknown}; known fields are {sorted(known)}"
+            )
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> PSAMFConfig:
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes: Any) -> PSAMFConfig:
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
