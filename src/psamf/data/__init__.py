@@ -29,8 +29,16 @@ from psamf.data.dataset import (
     SplitData,
 )
 from psamf.data.first_impressions import read_first_impressions
+from psamf.data.readers import (
+    read_authors_layout,
+    read_features,
+    read_folder,
+    read_label_csv,
+    read_mmsa_pickle,
+)
 from psamf.data.safe_pickle import UnsafePickleError, safe_load
 from psamf.data.sample import make_sample_dataset
+from psamf.data.validate import validate_dataset, validate_split
 
 NAMED_DATASETS: tuple[str, ...] = ("mosi", "mosei", "first_impressions", "sample")
 DATA_ROOT_ENV = "PSAMF_DATA_ROOT"
@@ -57,8 +65,10 @@ __all__ = [
     "read_label_csv",
     "read_mmsa_pickle",
     "read_authors_layout",
+    "read_features",
     "safe_load",
     "validate_dataset",
+    "validate_split",
 ]
 
 
@@ -73,10 +83,19 @@ def load_dataset(
     root: str | Path | None = None,
     **explicit_paths: Any,
 ) -> MultimodalDataset | PersonalityDataset:
-    """Load a named dataset, a folder, or explicit files (see the module docstring)."""
+    """Load a named dataset, a folder, or explicit files (see the module docstring).
+
+    For ``"sample"`` the keyword arguments go to ``make_sample_dataset`` (``seed=``, sizes).
+    """
     name = str(name_or_dir)
     if name == "sample":
         return make_sample_dataset(**explicit_paths)
+    unknown = set(explicit_paths) - {"features", "labels"}
+    if unknown:
+        raise ValueError(
+            f"unknown path argument(s) {', '.join(sorted(unknown))}; use features= (a feature "
+            "pickle) and/or labels= (a label.csv)"
+        )
     if name in NAMED_DATASETS:
         folder = Path(root) if root is not None else default_data_root()
         folder = folder / name
@@ -87,9 +106,7 @@ def load_dataset(
             )
         if name == "first_impressions":
             return read_first_impressions(folder)
-        from psamf.data import readers
-
-        return readers.read_folder(folder, name=name, **explicit_paths)
+        return read_folder(folder, name=name, **explicit_paths)
     folder = Path(name_or_dir)
     if root is not None and not folder.is_absolute():
         folder = Path(root) / folder
@@ -98,16 +115,4 @@ def load_dataset(
             f"{folder}: no such folder, and '{name}' is not a known dataset name "
             f"({', '.join(NAMED_DATASETS)})"
         )
-    from psamf.data import readers
-
-    return readers.read_folder(folder, **explicit_paths)
-
-
-def __getattr__(attr: str) -> Any:
-    """Re-export readers and the sample lazily (they import more than the data contracts)."""
-    if attr in {"read_folder", "read_label_csv", "read_mmsa_pickle", "read_authors_layout",
-                "validate_dataset"}:
-        from psamf.data import readers
-
-        return getattr(readers, attr)
-    raise AttributeError(f"module 'psamf.data' has no attribute '{attr}'")
+    return read_folder(folder, **explicit_paths)

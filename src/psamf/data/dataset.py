@@ -1,9 +1,9 @@
 """In-memory representation shared by every reader, the trainer and the model.
 
 A multimodal sentiment dataset is a set of splits; each split holds, per utterance, an id, the raw
-transcript, a float sentiment label in [-3, 3], and for each available modality a zero-padded float32
-array (N, T, d) with the true number of frames per utterance. A length of 0 means the modality is
-absent for that utterance; a modality absent from the whole dataset is simply not in the dict.
+transcript, a float sentiment label in [-3, 3], and for each available modality a zero-padded
+float32 array (N, T, d) with the true number of frames per utterance. A length of 0 means the
+modality is absent for that utterance; a modality absent from the whole dataset is not in the dict.
 """
 
 from __future__ import annotations
@@ -83,23 +83,32 @@ class MultimodalDataset:
         return widths
 
     def summary(self) -> str:
-        title = f"{self.name}" + ("  [SYNTHETIC sample data, not a real corpus]" if self.synthetic else "")
-        lines = [title]
+        """Human-readable overview: counts per split, modalities and widths, label range."""
+        tag = "  [SYNTHETIC sample data, not a real corpus]" if self.synthetic else ""
+        lines = [f"{self.name}{tag}"]
         if self.source:
             lines.append(f"  source: {self.source}")
         for split_name, split in self.splits.items():
-            lines.append(f"  {split_name:<6} {len(split):>6} utterances")
+            parts = [f"  {split_name:<6} {len(split):>6} utterances"]
+            for mod_name, mod in split.modalities.items():
+                absent = int(np.sum(mod.lengths == 0))
+                parts.append(
+                    f"{mod_name} T<={mod.max_frames}"
+                    + (f" ({absent} without {mod_name})" if absent else "")
+                )
+            lines.append(";  ".join(parts))
         widths = self.modality_widths()
-        mods = ", ".join(f"{m} (d={w})" for m, w in widths.items()) if widths else "none"
-        lines.append(f"  modalities: text, {mods}")
+        mods = "".join(f", {m} (d={w})" for m, w in widths.items())
+        lines.append(f"  modalities: text{mods}")
         absent = [m for m in MODALITIES if m not in widths]
         if absent:
             lines.append(f"  absent: {', '.join(absent)}")
-        all_labels = np.concatenate([s.labels for s in self.splits.values()]) if self.splits else []
-        if len(all_labels):
+        labels = [s.labels for s in self.splits.values() if len(s)]
+        if labels:
+            values = np.concatenate(labels)
             lines.append(
-                f"  labels: min {float(np.min(all_labels)):.3f}, max {float(np.max(all_labels)):.3f},"
-                f" mean {float(np.mean(all_labels)):.3f}"
+                f"  labels: min {float(values.min()):.3f}, max {float(values.max()):.3f}, "
+                f"mean {float(values.mean()):.3f}"
             )
         return "\n".join(lines)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from psamf.data._util import few
 from psamf.data.dataset import BIG_FIVE, PersonalityDataset, PersonalitySplit
 from psamf.data.safe_pickle import safe_load
 
@@ -39,11 +40,6 @@ def first_impressions_files(folder: str | Path) -> dict[str, tuple[Path, Path]]:
             "ChaLearn First Impressions V2 release)"
         )
     return files
-
-
-def _few(items: list[str], n: int = 5) -> str:
-    shown = ", ".join(items[:n])
-    return shown + (f", ... ({len(items)} in all)" if len(items) > n else "")
 
 
 def _as_mapping(obj: Any, path: Path, what: str) -> Mapping[Any, Any]:
@@ -75,12 +71,12 @@ def _read_split(
         if keys - id_set:
             raise ValueError(
                 f"{transcription_path}: split '{split}': clips annotated in {annotation_path.name}"
-                f" but without a transcript: {_few(sorted(keys - id_set))}"
+                f" but without a transcript: {few(sorted(keys - id_set))}"
             )
         if id_set - keys:
             raise ValueError(
                 f"{annotation_path}: split '{split}', field '{trait}': no score for clips "
-                f"{_few(sorted(id_set - keys))}"
+                f"{few(sorted(id_set - keys))}"
             )
     by_key = {trait: {str(k): v for k, v in annotation[trait].items()} for trait in traits}
     targets = np.array([[by_key[t][i] for t in traits] for i in ids], dtype=np.float32)

@@ -1,0 +1,172 @@
+"""One validation and repair pass that every sentiment reader's output goes through.
+
+Refused (``ValueError`` naming file, split, field and index): fields of different lengths, features
+that are not 3-D, lengths outside [0, T], non-finite labels or labels outside [-3, 3], duplicate
+ids, empty transcripts.
+
+Repaired deterministically (one ``logging.warning`` per split and field, with the count): NaN and
+±inf feature values become 0 (real MOSEI releases contain -inf in the acoustic features); non-zero
+values beyond an utterance's length become 0, so that padding is always zeros.
+
+Empty transcripts are refused rather than dropped or filled: dropping would silently change the
+size of a standard test fold and make results incomparable, and a filler text invents input. The
+message says how many and where, so the user can fix the source file.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from psamf.data._util import few
+from psamf.data.dataset import (
+    LABEL_MAX,
+    LABEL_MIN,
+    ModalityFeatures,
+    MultimodalDataset,
+    SplitData,
+)
+
+log = logging.getLogger(__name__)
+
+_LABEL_TOLERANCE = 1e-5  # float32 round-off on labels stored as e.g. 3.0000002
+
+
+def _where(source: str, split: str, field: str) -> str:
+    return f"{source}: split '{split}', field '{field}'"
+
+
+def _check_modality(
+    name: str, mod: ModalityFeatures, n: int, *, source: str, split: str
+) -> ModalityFeatures:
+    feats = np.asarray(mod.features)
+    if feats.ndim != 3:
+        raise ValueError(
+            f"{_where(source, split, name)}: features must be 3-D (N, T, d), got shape "
+            f"{feats.shape}; per-utterance vectors need a frame axis of size 1"
+        )
+    if feats.shape[0] != n:
+        raise ValueError(
+            f"{_where(source, split, name)}: {feats.shape[0]} rows but the split has {n} "
+            "utterances (ids / labels); the fields must describe the same utterances"
+        )
+    lengths = np.asarray(mod.lengths)
+    if lengths.shape != (n,):
+        raise ValueError(
+            f"{_where(source, split, name + '_lengths')}: shape {lengths.shape}, expected ({n},)"
+        )
+    if lengths.size and not np.all(np.isfinite(lengths.astype(np.float64))):
+        raise ValueError(f"{_where(source, split, name + '_lengths')}: non-finite lengths")
+    if lengths.size and np.any(lengths != np.round(lengths)):
+        idx = int(np.flatnonzero(lengths != np.round(lengths))[0])
+        raise ValueError(
+            f"{_where(source, split, name + '_lengths')}, index {idx}: length {lengths[idx]} "
+            "is not a whole number of frames"
+        )
+    lengths = lengths.astype(np.int64)
+    t = feats.shape[1]
+    bad = np.flatnonzero((lengths < 0) | (lengths > t))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"{_where(source, split, name + '_lengths')}, index {i}: length {lengths[i]} outside "
+            f"[0, {t}] (T = {t} frames; {bad.size} bad in all)"
+        )
+    feats = np.array(feats, dtype=np.float32, copy=True)
+    nonfinite = ~np.isfinite(feats)
+    if nonfinite.any():
+        log.warning(
+            "%s: replaced %d non-finite feature values (NaN/±inf) by 0",
+            _where(source, split, name), int(nonfinite.sum()),
+        )
+        feats[nonfinite] = 0.0
+    beyond = np.arange(t)[None, :] >= lengths[:, None]  # (N, T)
+    stray = int(np.count_nonzero(feats[beyond]))
+    if stray:
+        log.warning(
+            "%s: zeroed %d non-zero values in padding frames beyond the stated lengths",
+            _where(source, split, name), stray,
+        )
+        feats[beyond] = 0.0
+    return ModalityFeatures(feats, lengths)
+
+
+def validate_split(split: SplitData, *, source: str, split_name: str) -> SplitData:
+    """Checked and repaired copy of one split (see the module docstring for the rules)."""
+    n = len(split.ids)
+    for field, values in (("texts", split.texts), ("labels", split.labels)):
+        if len(values) != n:
+            raise ValueError(
+                f"{_where(source, split_name, field)}: {len(values)} entries but {n} ids; the "
+                "fields must describe the same utterances"
+            )
+    ids = [str(i) for i in split.ids]
+    first_seen: dict[str, int] = {}
+    for i, x in enumerate(ids):
+        if x in first_seen:
+            raise ValueError(
+                f"{_where(source, split_name, 'id')}, index {i}: duplicate id '{x}' (first at "
+                f"index {first_seen[x]})"
+            )
+        first_seen[x] = i
+
+    labels = np.asarray(split.labels, dtype=np.float64)
+    if labels.size == n:
+        labels = labels.reshape(n)  # (N, 1) and (N, 1, 1) label arrays are common in pickles
+    else:
+        raise ValueError(
+            f"{_where(source, split_name, 'labels')}: shape {labels.shape}, expected ({n},)"
+        )
+    bad = np.flatnonzero(~np.isfinite(labels))
+    if bad.size:
+        raise ValueError(
+            f"{_where(source, split_name, 'labels')}, index {int(bad[0])} (id {ids[bad[0]]}): "
+            f"label {labels[bad[0]]} is not finite ({bad.size} in all); fix the label file"
+        )
+    bad = np.flatnonzero(
+        (labels < LABEL_MIN - _LABEL_TOLERANCE) | (labels > LABEL_MAX + _LABEL_TOLERANCE)
+    )
+    if bad.size:
+        raise ValueError(
+            f"{_where(source, split_name, 'labels')}, index {int(bad[0])} (id {ids[bad[0]]}): "
+            f"label {labels[bad[0]]} outside [{LABEL_MIN:g}, {LABEL_MAX:g}] ({bad.size} in all); "
+            "sentiment labels must be on the [-3, 3] scale"
+        )
+    labels = np.clip(labels, LABEL_MIN, LABEL_MAX).astype(np.float32)
+
+    texts = ["" if t is None else str(t) for t in split.texts]
+    empty = [i for i, t in enumerate(texts) if not t.strip()]
+    if empty:
+        raise ValueError(
+            f"{_where(source, split_name, 'text')}, index {empty[0]}: {len(empty)} empty "
+            f"transcript(s) (ids {few(ids[i] for i in empty)}); psamf refuses rather than drop "
+            "utterances from a standard fold: fill in or remove them in the source file"
+        )
+
+    modalities = {
+        name: _check_modality(name, mod, n, source=source, split=split_name)
+        for name, mod in split.modalities.items()
+    }
+    return SplitData(ids=ids, texts=texts, labels=labels, modalities=modalities)
+
+
+def validate_dataset(dataset: MultimodalDataset) -> MultimodalDataset:
+    """Validate every split; also checks that a modality has one width across splits."""
+    source = dataset.source or dataset.name
+    splits = {
+        name: validate_split(split, source=source, split_name=name)
+        for name, split in dataset.splits.items()
+    }
+    widths: dict[str, tuple[str, int]] = {}
+    for split_name, split in splits.items():
+        for mod_name, mod in split.modalities.items():
+            first = widths.setdefault(mod_name, (split_name, mod.width))
+            if first[1] != mod.width:
+                raise ValueError(
+                    f"{_where(source, split_name, mod_name)}: width {mod.width} but split "
+                    f"'{first[0]}' has width {first[1]}; every split needs the same features"
+                )
+    return MultimodalDataset(
+        name=dataset.name, splits=splits, source=dataset.source, synthetic=dataset.synthetic
+    )
