@@ -38,6 +38,9 @@ _ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
         ("copyreg", "_reconstructor"),
         ("__builtin__", "object"),
         ("builtins", "object"),
+        # Protocol <= 2 pickles written by Python 3 store bytes (e.g. numpy array buffers) as
+        # _codecs.encode(text, "latin1"); it only transforms data, it cannot run code.
+        ("_codecs", "encode"),
     }
 )
 # numpy dtype classes (numpy.dtypes.Float32DType, ...) appear in pickles written by numpy >= 1.25.
