@@ -150,6 +150,17 @@ def test_authors_layout_joins_text_from_label_csv(tmp_path):
     assert explicit.splits["test"].texts == ds.splits["test"].texts
 
 
+def test_authors_layout_two_column_ids(tmp_path):
+    data = {s: mmsa_split(s, n, aligned=False, text=False) for s, n in SIZES.items()}
+    csv_path = write_label_csv(tmp_path / "label.csv", data)
+    for fields in data.values():  # ids as (video, clip) rows instead of 'video$_$clip'
+        fields["id"] = np.array([uid.split("$_$") for uid in fields["id"]], dtype=object)
+    write_pickle(tmp_path / "feats.pkl", data)
+    ds = read_authors_layout(tmp_path / "feats.pkl", csv_path)
+    assert ds.splits["train"].ids[:2] == ["vidtrain0$_$1", "vidtrain0$_$2"]
+    assert ds.splits["train"].texts[1] == "utterance 1 of train"
+
+
 def test_authors_layout_without_label_csv_asks_for_it(tmp_path):
     data = {s: mmsa_split(s, n, aligned=False, text=False) for s, n in SIZES.items()}
     write_pickle(tmp_path / "unaligned.pkl", data)

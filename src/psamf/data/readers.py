@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 
 from psamf.data._util import few
-from psamf.data.dataset import MODALITIES, SPLITS, ModalityFeatures, MultimodalDataset, SplitData
+from psamf.data.dataset import (
+    MODALITIES,
+    SPLITS,
+    ModalityFeatures,
+    MultimodalDataset,
+    PersonalityDataset,
+    SplitData,
+)
 from psamf.data.first_impressions import FI_SPLIT_FILES, read_first_impressions
 from psamf.data.safe_pickle import safe_load
 from psamf.data.validate import validate_dataset
@@ -63,7 +70,7 @@ def read_label_rows(path: str | Path) -> dict[str, LabelRow]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: label file not found")
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = set(reader.fieldnames or ())
         if {"video_id", "clip_id"} <= columns:
@@ -176,11 +183,20 @@ def _field(split: Mapping[str, Any], key: str, path: Path, split_name: str) -> A
     return split[key]
 
 
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
 def _strings(values: Any) -> list[str]:
-    out = []
-    for v in np.asarray(values, dtype=object).reshape(-1):
-        out.append(v.decode("utf-8") if isinstance(v, bytes) else str(v))
-    return out
+    return [_text(v) for v in np.asarray(values, dtype=object).reshape(-1)]
+
+
+def _ids(values: Any) -> list[str]:
+    """Utterance ids; a 2-D id array (video, clip, ...) becomes ``video$_$clip``."""
+    arr = np.asarray(values, dtype=object)
+    if arr.ndim == 2 and arr.shape[1] >= 2:
+        return [f"{_text(row[0])}{ID_SEPARATOR}{_text(row[1])}" for row in arr]
+    return _strings(arr)
 
 
 def _modalities(
@@ -209,10 +225,16 @@ def _modalities(
 def read_mmsa_pickle(path: str | Path, *, name: str | None = None) -> MultimodalDataset:
     """An MMSA-layout pickle (aligned or unaligned; any subset of audio / vision)."""
     path = Path(path)
+    return _mmsa_dataset(_load_split_dict(path), path, name)
+
+
+def _mmsa_dataset(
+    raw: Mapping[str, Mapping[str, Any]], path: Path, name: str | None
+) -> MultimodalDataset:
     splits: dict[str, SplitData] = {}
-    for split_name, split in _load_split_dict(path).items():
+    for split_name, split in raw.items():
         splits[split_name] = SplitData(
-            ids=_strings(_field(split, "id", path, split_name)),
+            ids=_ids(_field(split, "id", path, split_name)),
             texts=_strings(_field(split, "raw_text", path, split_name)),
             labels=np.asarray(_field(split, "regression_labels", path, split_name)),
             modalities=_modalities(split, path, split_name),
@@ -226,11 +248,17 @@ def read_authors_layout(
     features: str | Path, labels: str | Path, *, name: str | None = None
 ) -> MultimodalDataset:
     """The PSA-MF authors' unaligned pickle (no text) joined with a label.csv for the text."""
-    features, labels = Path(features), Path(labels)
+    features = Path(features)
+    return _authors_dataset(_load_split_dict(features), features, Path(labels), name)
+
+
+def _authors_dataset(
+    raw: Mapping[str, Mapping[str, Any]], features: Path, labels: Path, name: str | None
+) -> MultimodalDataset:
     rows = read_label_rows(labels)
     splits: dict[str, SplitData] = {}
-    for split_name, split in _load_split_dict(features).items():
-        ids = _strings(_field(split, "id", features, split_name))
+    for split_name, split in raw.items():
+        ids = _ids(_field(split, "id", features, split_name))
         unknown = [i for i in ids if i not in rows]
         if unknown:
             raise ValueError(
@@ -309,11 +337,6 @@ def check_against_labels(dataset: MultimodalDataset, labels_path: str | Path) ->
 # ----------------------------------------------------------------------------- folders
 
 
-def _has_text(path: Path) -> bool:
-    """Whether every split of a feature pickle carries ``raw_text`` (MMSA) or not (authors')."""
-    return all("raw_text" in split for split in _load_split_dict(path).values())
-
-
 def read_features(
     features: str | Path, labels: str | Path | None = None, *, name: str | None = None
 ) -> MultimodalDataset:
@@ -321,8 +344,9 @@ def read_features(
     features = Path(features)
     if not features.is_file():
         raise FileNotFoundError(f"{features}: feature pickle not found")
-    if _has_text(features):
-        dataset = read_mmsa_pickle(features, name=name)
+    raw = _load_split_dict(features)
+    if all("raw_text" in split for split in raw.values()):  # MMSA; else the authors' layout
+        dataset = _mmsa_dataset(raw, features, name)
         if labels is not None:
             check_against_labels(dataset, labels)
             dataset.source = f"{features} (checked against {labels})"
@@ -332,7 +356,7 @@ def read_features(
             f"{features}: the pickle has no 'raw_text' (the PSA-MF authors' layout); pass the "
             "label.csv that holds the transcripts (labels=PATH, or put label.csv beside it)"
         )
-    return read_authors_layout(features, labels, name=name)
+    return _authors_dataset(raw, features, Path(labels), name)
 
 
 def _pick_pickle(folder: Path) -> Path | None:
@@ -357,7 +381,7 @@ def read_folder(
     name: str | None = None,
     features: str | Path | None = None,
     labels: str | Path | None = None,
-) -> MultimodalDataset:
+) -> MultimodalDataset | PersonalityDataset:
     """Sniff a folder (or use explicit ``features`` / ``labels`` paths) and read it.
 
     Folder rules: First Impressions pickles -> that corpus; a feature pickle (``unaligned_50.pkl``
@@ -369,7 +393,7 @@ def read_folder(
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: dataset folder not found")
         if (folder / "annotation_training.pkl").is_file():
-            return read_first_impressions(folder)  # type: ignore[return-value]
+            return read_first_impressions(folder)
         features = _pick_pickle(folder)
         csv_path = folder / LABEL_CSV
         labels = csv_path if csv_path.is_file() else None

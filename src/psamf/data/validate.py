@@ -4,9 +4,9 @@ Refused (``ValueError`` naming file, split, field and index): fields of differen
 that are not 3-D, lengths outside [0, T], non-finite labels or labels outside [-3, 3], duplicate
 ids, empty transcripts.
 
-Repaired deterministically (one ``logging.warning`` per split and field, with the count): NaN and
-±inf feature values become 0 (real MOSEI releases contain -inf in the acoustic features); non-zero
-values beyond an utterance's length become 0, so that padding is always zeros.
+Repaired deterministically, in place (one ``logging.warning`` per split and field, with the
+count): NaN and ±inf feature values become 0 (real MOSEI releases contain -inf in the acoustic
+features); non-zero values beyond an utterance's length become 0, so padding is always zeros.
 
 Empty transcripts are refused rather than dropped or filled: dropping would silently change the
 size of a standard test fold and make results incomparable, and a filler text invents input. The
@@ -73,22 +73,32 @@ def _check_modality(
             f"{_where(source, split, name + '_lengths')}, index {i}: length {lengths[i]} outside "
             f"[0, {t}] (T = {t} frames; {bad.size} bad in all)"
         )
-    feats = np.array(feats, dtype=np.float32, copy=True)
+    # Repairs happen in place on the float32 array (no copy when the reader's array is already
+    # float32): feature pickles can be gigabytes, and the readers own what they pass in.
+    feats = np.asarray(feats, dtype=np.float32)
+    if not feats.flags.writeable:
+        feats = feats.copy()
     nonfinite = ~np.isfinite(feats)
-    if nonfinite.any():
+    n_bad = int(np.count_nonzero(nonfinite))
+    if n_bad:
         log.warning(
             "%s: replaced %d non-finite feature values (NaN/±inf) by 0",
-            _where(source, split, name), int(nonfinite.sum()),
+            _where(source, split, name), n_bad,
         )
         feats[nonfinite] = 0.0
-    beyond = np.arange(t)[None, :] >= lengths[:, None]  # (N, T)
-    stray = int(np.count_nonzero(feats[beyond]))
+    del nonfinite
+    stray = 0
+    for i in np.flatnonzero(lengths < t):  # one utterance at a time: no (N, T, d) mask
+        tail = feats[i, lengths[i]:]
+        count = int(np.count_nonzero(tail))
+        if count:
+            stray += count
+            tail[...] = 0.0
     if stray:
         log.warning(
             "%s: zeroed %d non-zero values in padding frames beyond the stated lengths",
             _where(source, split, name), stray,
         )
-        feats[beyond] = 0.0
     return ModalityFeatures(feats, lengths)
 
 
