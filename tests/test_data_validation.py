@@ -124,7 +124,7 @@ def test_pickle_of_the_wrong_shape(tmp_path):
 
 @pytest.mark.parametrize("protocol", [2, 5])
 def test_old_and_new_protocols_read_and_repair(tmp_path, protocol):
-    # Protocol 5 rebuilds arrays over read-only buffers: the repair must still work.
+    # Protocol 2 (bytes via _codecs.encode) and 5 (arrays via _frombuffer) take other paths.
     data = {s: mmsa_split(s, n, aligned=False) for s, n in SIZES.items()}
     data["train"]["audio"][0, 0, 0] = np.nan
     (tmp_path / "unaligned_50.pkl").write_bytes(pickle.dumps(data, protocol=protocol))

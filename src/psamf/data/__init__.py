@@ -105,6 +105,8 @@ def load_dataset(
                 f"or set ${DATA_ROOT_ENV} to the folder that contains '{name}/'"
             )
         if name == "first_impressions":
+            if explicit_paths:
+                raise ValueError("first_impressions takes no features= / labels= paths")
             return read_first_impressions(folder)
         return read_folder(folder, name=name, **explicit_paths)
     folder = Path(name_or_dir)
