@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import Ridge
 
-from psamf.data import load_dataset, make_sample_dataset
+from psamf.data import load_dataset, make_sample_dataset, validate_dataset
 
 
 def test_same_seed_same_data_and_different_seed_differs():
@@ -40,6 +42,14 @@ def test_shapes_padding_and_missing_vision():
     vision_len = ds.splits["train"].modalities["vision"].lengths
     assert 0 < (vision_len == 0).sum() < len(vision_len) // 2
     assert (ds.splits["train"].modalities["audio"].lengths > 0).all()
+
+
+def test_sample_passes_the_readers_checks_without_repairs(caplog):
+    ds = make_sample_dataset(seed=1)
+    with caplog.at_level(logging.WARNING):
+        checked = validate_dataset(ds)
+    assert not caplog.records
+    np.testing.assert_array_equal(checked.splits["valid"].labels, ds.splits["valid"].labels)
 
 
 def test_sizes_are_configurable_and_validated():

@@ -301,10 +301,14 @@ def _warn_label_disagreement(
             )
 
 
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
 def check_against_labels(dataset: MultimodalDataset, labels_path: str | Path) -> None:
     """Refuse when a pickle and a label.csv describing the same corpus disagree.
 
-    Same ids per split, same labels (to 1e-3), same text after whitespace normalisation.
+    Same ids per split, same labels (to 1e-3), same text up to case and whitespace.
     """
     labels_path = Path(labels_path)
     rows = read_label_rows(labels_path)
@@ -327,7 +331,7 @@ def check_against_labels(dataset: MultimodalDataset, labels_path: str | Path) ->
                     f"{uid}): {float(split.labels[i])} but {labels_path} line {row.line} says "
                     f"{row.label}"
                 )
-            if " ".join(row.text.split()) != " ".join(split.texts[i].split()):
+            if _norm(row.text) != _norm(split.texts[i]):
                 raise ValueError(
                     f"{source}: split '{split_name}', field 'raw_text', index {i} (id {uid}) "
                     f"differs from {labels_path} line {row.line}"

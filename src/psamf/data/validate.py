@@ -105,10 +105,11 @@ def _check_modality(
 def validate_split(split: SplitData, *, source: str, split_name: str) -> SplitData:
     """Checked and repaired copy of one split (see the module docstring for the rules)."""
     n = len(split.ids)
-    for field, values in (("texts", split.texts), ("labels", split.labels)):
-        if len(values) != n:
+    sizes = {"texts": len(split.texts), "labels": int(np.size(split.labels))}
+    for field, size in sizes.items():
+        if size != n:
             raise ValueError(
-                f"{_where(source, split_name, field)}: {len(values)} entries but {n} ids; the "
+                f"{_where(source, split_name, field)}: {size} entries but {n} ids; the "
                 "fields must describe the same utterances"
             )
     ids = [str(i) for i in split.ids]
@@ -121,13 +122,12 @@ def validate_split(split: SplitData, *, source: str, split_name: str) -> SplitDa
             )
         first_seen[x] = i
 
-    labels = np.asarray(split.labels, dtype=np.float64)
-    if labels.size == n:
-        labels = labels.reshape(n)  # (N, 1) and (N, 1, 1) label arrays are common in pickles
-    else:
+    try:  # (N, 1) and (N, 1, 1) label arrays are common in pickles
+        labels = np.asarray(split.labels, dtype=np.float64).reshape(n)
+    except (TypeError, ValueError) as err:
         raise ValueError(
-            f"{_where(source, split_name, 'labels')}: shape {labels.shape}, expected ({n},)"
-        )
+            f"{_where(source, split_name, 'labels')}: not a vector of {n} numbers ({err})"
+        ) from None
     bad = np.flatnonzero(~np.isfinite(labels))
     if bad.size:
         raise ValueError(
