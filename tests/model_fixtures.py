@@ -7,6 +7,8 @@ any pretrained encoder.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -45,3 +47,44 @@ def make_tiny_mpnet(folder: Path, *, layers: int = 3, seed: int = 0) -> str:
     MPNetModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+def make_batch(
+    model,
+    *,
+    texts: tuple[str, ...] = ("a fine film", "dull and long, really", "ok", "what a joy to watch"),
+    frames: dict[str, int] | None = None,
+    lengths: dict[str, list[int]] | None = None,
+    seed: int = 0,
+) -> dict:
+    """A forward batch for ``model``: tokens, random P and labels, AV zero beyond lengths."""
+    gen = torch.Generator().manual_seed(seed)
+    batch = model.tokenize(list(texts))
+    size = len(texts)
+    config = model.config
+    p_dim = config.personality_dim or model.text_encoder.hidden_size
+    batch["personality"] = torch.randn(size, p_dim, generator=gen)
+    batch["labels"] = torch.rand(size, generator=gen) * 6 - 3
+    frames = frames or {}
+    lengths = lengths or {}
+    for name, width in (("audio", config.audio_dim), ("vision", config.vision_dim)):
+        if width is None:
+            continue
+        n_frames = frames.get(name, 3)
+        lens = torch.tensor(lengths.get(name, [n_frames] * size), dtype=torch.long)
+        feats = torch.randn(size, n_frames, width, generator=gen)
+        feats = feats * (torch.arange(n_frames)[None, :, None] < lens[:, None, None])
+        batch[name] = feats
+        batch[f"{name}_lengths"] = lens
+    return batch
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one thread: tiny ops on a shared 2-core machine are far faster that way."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -1,0 +1,103 @@
+"""TextEncoder adapter: equals the stock forward, handles extra tokens and padding robustly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from model_fixtures import make_tiny_bert, make_tiny_mpnet, single_thread
+from transformers import AutoModel
+
+from psamf.models import TextEncoder
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with single_thread():
+        yield
+
+
+@pytest.fixture(scope="module", params=["bert", "mpnet"])
+def tiny(request, tmp_path_factory) -> str:
+    make = make_tiny_bert if request.param == "bert" else make_tiny_mpnet
+    return make(tmp_path_factory.mktemp(request.param))
+
+
+def _batch(length: int = 9) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(1000, 5000, (3, length), generator=gen)
+    ids[:, 0] = 101
+    mask = torch.ones(3, length, dtype=torch.long)
+    mask[1, 6:] = 0
+    mask[2, 3:] = 0
+    return ids.masked_fill(mask == 0, 0), mask
+
+
+def test_all_layers_equal_stock_forward(tiny):
+    stock = AutoModel.from_pretrained(tiny).eval()
+    ours = TextEncoder.from_pretrained(tiny).eval()
+    ids, mask = _batch()
+    reference = stock(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    states = ours(ids, mask)
+    assert len(states) == ours.num_layers + 1 == len(reference)
+    for ref, got in zip(reference, states, strict=True):
+        real = mask.bool()
+        torch.testing.assert_close(got[real], ref[real], atol=1e-5, rtol=1e-5)
+
+
+def test_extra_tokens_reach_last_layer_only(tiny):
+    enc = TextEncoder.from_pretrained(tiny).eval()
+    ids, mask = _batch()
+    extra = torch.randn(3, 2, enc.hidden_size)
+    plain = enc(ids, mask)
+    fused = enc(ids, mask, extra)
+    assert fused[-1].shape == (3, ids.shape[1] + 2, enc.hidden_size)
+    for a, b in zip(plain[:-1], fused[:-1], strict=True):
+        torch.testing.assert_close(a, b)
+    # The text tokens of layer N attend to the extra tokens: their output changes.
+    assert not torch.allclose(plain[-1][:, 0], fused[-1][:, 0], atol=1e-4)
+
+
+def test_padding_the_text_changes_nothing(tiny):
+    """Appending pad tokens leaves real tokens and extra tokens unchanged (MPNet: relative bias)."""
+    enc = TextEncoder.from_pretrained(tiny).eval()
+    ids, mask = _batch()
+    extra = torch.randn(3, 2, enc.hidden_size)
+    longer_ids = torch.cat([ids, torch.zeros(3, 5, dtype=torch.long)], 1)
+    longer_mask = torch.cat([mask, torch.zeros(3, 5, dtype=torch.long)], 1)
+    short = enc(ids, mask, extra)[-1]
+    long = enc(longer_ids, longer_mask, extra)[-1]
+    length = ids.shape[1]
+    torch.testing.assert_close(long[:, length + 5 :], short[:, length:], atol=1e-5, rtol=1e-5)
+    real = mask.bool()
+    torch.testing.assert_close(long[:, :length][real], short[:, :length][real], atol=1e-5,
+                               rtol=1e-5)
+
+
+def test_reset_last_layer_touches_only_layer_n(tiny):
+    enc = TextEncoder.from_pretrained(tiny)
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    torch.manual_seed(0)
+    enc.reset_last_layer()
+    last = f"layer.{enc.num_layers - 1}."
+    changed = {k for k, v in enc.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(last in k for k in changed)
+    assert any("weight" in k and "LayerNorm" not in k for k in changed)
+
+
+def test_unsupported_architecture_is_named():
+    with pytest.raises(ValueError, match="BERT-like"):
+        TextEncoder(model=torch.nn.Linear(2, 2), name_or_path="weird")
+
+
+@pytest.mark.slow
+def test_real_minilm_equals_stock_forward():
+    from psamf.backbones import resolve_backbone
+
+    path = resolve_backbone("minilm")
+    stock = AutoModel.from_pretrained(path).eval()
+    ours = TextEncoder.from_pretrained("minilm").eval()
+    assert ours.num_layers == 6 and ours.hidden_size == 384
+    ids, mask = _batch(12)
+    reference = stock(input_ids=ids, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(ours(ids, mask)[-1][mask.bool()], reference[mask.bool()],
+                               atol=1e-5, rtol=1e-5)
