@@ -76,9 +76,12 @@ def test_values_in_padding_are_zeroed_with_warning(tmp_path, caplog):
          r"split 'test', field 'id', index 2: duplicate id"),
         (lambda d: d["test"].__setitem__("audio", d["test"]["audio"][:, :, :2]),
          r"split 'test', field 'audio': width 2 but split 'train' has width 4"),
+        (lambda d: d["test"]["id"].__setitem__(1, d["train"]["id"][4]),
+         r"split 'test', field 'id', index 1: 1 id\(s\) also in split 'train'"),
     ],
     ids=["features-2d", "length-too-long", "length-negative", "rows-mismatch", "texts-mismatch",
-         "label-out-of-range", "label-nan", "empty-text", "duplicate-id", "width-mismatch"],
+         "label-out-of-range", "label-nan", "empty-text", "duplicate-id", "width-mismatch",
+         "id-in-two-splits"],
 )
 def test_refused_with_file_split_field_index(tmp_path, mutate, match):
     folder = broken(tmp_path, mutate)

@@ -2,7 +2,7 @@
 
 Refused (``ValueError`` naming file, split, field and index): fields of different lengths, features
 that are not 3-D, lengths outside [0, T], non-finite labels or labels outside [-3, 3], duplicate
-ids, empty transcripts.
+ids (within a split or across splits), empty transcripts, a modality whose width varies.
 
 Repaired deterministically, in place (one ``logging.warning`` per split and field, with the
 count): NaN and ±inf feature values become 0 (real MOSEI releases contain -inf in the acoustic
@@ -161,6 +161,21 @@ def validate_split(split: SplitData, *, source: str, split_name: str) -> SplitDa
     return SplitData(ids=ids, texts=texts, labels=labels, modalities=modalities)
 
 
+def _refuse_shared_ids(splits: dict[str, SplitData], source: str) -> None:
+    """An utterance in two splits leaks labels from training into evaluation."""
+    names = list(splits)
+    for a_pos, a in enumerate(names):
+        a_ids = set(splits[a].ids)
+        for b in names[a_pos + 1 :]:
+            shared = [i for i in splits[b].ids if i in a_ids]
+            if shared:
+                index = splits[b].ids.index(shared[0])
+                raise ValueError(
+                    f"{_where(source, b, 'id')}, index {index}: {len(shared)} id(s) also in "
+                    f"split '{a}' ({few(shared, 3)}); an utterance may sit in one split only"
+                )
+
+
 def validate_dataset(dataset: MultimodalDataset) -> MultimodalDataset:
     """Validate every split; also checks that a modality has one width across splits."""
     source = dataset.source or dataset.name
@@ -177,6 +192,7 @@ def validate_dataset(dataset: MultimodalDataset) -> MultimodalDataset:
                     f"{_where(source, split_name, mod_name)}: width {mod.width} but split "
                     f"'{first[0]}' has width {first[1]}; every split needs the same features"
                 )
+    _refuse_shared_ids(splits, source)
     return MultimodalDataset(
         name=dataset.name, splits=splits, source=dataset.source, synthetic=dataset.synthetic
     )
