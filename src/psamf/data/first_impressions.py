@@ -79,14 +79,18 @@ def _read_split(
                 f"{few(sorted(id_set - keys))}"
             )
     by_key = {trait: {str(k): v for k, v in annotation[trait].items()} for trait in traits}
-    targets = np.array([[by_key[t][i] for t in traits] for i in ids], dtype=np.float32)
+    try:
+        targets = np.array([[by_key[t][i] for t in traits] for i in ids], dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{annotation_path}: split '{split}': a score is not a number ({err})"
+                         ) from None
     targets = targets.reshape(len(ids), len(traits))
     bad = np.argwhere(~np.isfinite(targets) | (targets < 0) | (targets > 1))
     if bad.size:
         row, col = (int(x) for x in bad[0])
         raise ValueError(
             f"{annotation_path}: split '{split}', field '{traits[col]}', index {row} (clip "
-            f"{ids[row]}): score {targets[row, col]!r} is not in [0, 1] ({len(bad)} bad in all)"
+            f"{ids[row]}): score {float(targets[row, col])} outside [0, 1] ({len(bad)} in all)"
         )
     text_by_id = {str(k): v for k, v in transcription.items()}
     texts = ["" if text_by_id[i] is None else str(text_by_id[i]) for i in ids]
