@@ -14,7 +14,7 @@ import sys
 from psamf import __version__
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS: tuple[str, ...] = ("data", "pretrain_personality")
+COMMANDS: tuple[str, ...] = ("data", "train", "evaluate", "predict", "pretrain_personality")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,104 @@
+"""``psamf evaluate``: metrics of a run's selected checkpoint(s) on any split of any dataset.
+
+Examples::
+
+    psamf evaluate runs/cpu-sample-psamf-20260101-120000
+    psamf evaluate runs/my-mosi-run --data mosi --split all --json mosi-eval.json
+    psamf evaluate runs/my-mosi-run --data mosei --seed 1     # cross-dataset (text + P only)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+SPLIT_CHOICES = ("test", "valid", "train", "all")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a trained run (its validation-selected checkpoint) on a dataset split",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", type=Path, help="run folder written by psamf train")
+    p.add_argument("--data", default=None,
+                   help="sample, mosi, mosei or a folder (default: the run's own data and limits)")
+    p.add_argument("--root", default=None, help="folder holding named datasets")
+    p.add_argument("--split", choices=SPLIT_CHOICES, default="test")
+    p.add_argument("--seed", type=int, default=None, help="one seed of the run (default: all)")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write JSON here")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.set_defaults(func=run)
+
+
+def check_modalities(model_widths: dict[str, int], dataset) -> None:
+    """The data must carry every modality the model uses, at the same width."""
+    widths = dataset.modality_widths()
+    for name, width in model_widths.items():
+        if name not in widths:
+            raise ValueError(
+                f"dataset {dataset.name!r} has no {name} features but the run's model uses {name} "
+                f"(d={width}); evaluate on data with {name}, or train a model with "
+                f"model.text_only=true"
+            )
+        if widths[name] != width:
+            raise ValueError(
+                f"dataset {dataset.name!r}: {name} features have width {widths[name]} but the "
+                f"run's model expects {width}; these features come from a different extractor"
+            )
+
+
+def run(args: argparse.Namespace) -> int:
+    from psamf.io import write_json
+    from psamf.training.config import DataConfig, TrainConfig
+    from psamf.training.prepare import (
+        encode_splits,
+        load_multimodal,
+        personality_embeddings,
+        subset_splits,
+    )
+    from psamf.training.reports import SYNTHETIC_BANNER, markdown_table, summarize
+    from psamf.training.runs import best_weights, load_config, load_trained_model
+    from psamf.training.trainer import evaluate_split, resolve_device
+
+    config = load_config(args.run)
+    seeds = [args.seed] if args.seed is not None else list(config.seeds)
+    for seed in seeds:
+        if seed not in config.seeds:
+            raise ValueError(f"seed {seed} is not part of run {args.run}; its seeds are "
+                             f"{list(config.seeds)}")
+        best_weights(args.run, seed)  # fail early on a seed with no selected checkpoint
+    data_config = config.data if args.data is None else DataConfig(name=args.data, root=args.root)
+    if args.json is not None and args.json.parent.exists() and not args.json.parent.is_dir():
+        raise PermissionError(f"{args.json}: cannot write there ({args.json.parent} is a file)")
+    dataset = load_multimodal(data_config.name, data_config.root)
+    check_modalities(config.model.modality_widths(), dataset)
+    eval_config = TrainConfig.from_dict({**config.to_dict(), "data": vars(data_config).copy()})
+    splits = subset_splits(eval_config, dataset)
+    wanted = ["train", "valid", "test"] if args.split == "all" else [args.split]
+    splits = {name: splits[name] for name in wanted}
+    personality = personality_embeddings(config, splits) if config.uses_personality() else None
+    encoded = encode_splits(config.model, splits, personality)
+    device = resolve_device(args.device)
+    per_seed: list[dict] = []
+    for seed in seeds:
+        _, _, model = load_trained_model(args.run, seed, device=str(device))
+        row: dict = {"seed": seed}
+        for name in wanted:
+            row[name], _ = evaluate_split(model, encoded[name], device=device,
+                                          batch_size=config.eval_batch_size or config.batch_size)
+        per_seed.append(row)
+    if dataset.synthetic:
+        print(f"*** {SYNTHETIC_BANNER} ***")
+    results = {}
+    for name in wanted:
+        results[name] = summarize(per_seed, name)
+        title = f"{args.run} on {dataset.name}, split {name} ({len(splits[name])} utterances)"
+        print(markdown_table(results[name], title=title))
+    if args.json is not None:
+        write_json(args.json, {"run": str(args.run), "dataset": dataset.name,
+                               "synthetic": dataset.synthetic, "splits": results})
+        print(f"wrote {args.json}")
+    return 0

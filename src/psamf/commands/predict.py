@@ -1,0 +1,126 @@
+"""``psamf predict``: the sentiment score of one clip from a trained run, printed as JSON.
+
+Examples::
+
+    psamf predict runs/my-run --text "the plot was really great"
+    psamf predict runs/my-mosi-run --text "i loved it" --audio clip_audio.npy
+
+Audio / vision are .npy arrays of frame features (T, d) with the run's widths (loaded with
+allow_pickle=False). A modality the model uses but that is not given counts as absent (length 0).
+When the run's personality encoder folder has a trait head, the Big Five reading is included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+SENTIMENT_CLASSES: dict[int, str] = {
+    -3: "strongly negative", -2: "negative", -1: "weakly negative", 0: "neutral",
+    1: "weakly positive", 2: "positive", 3: "strongly positive",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="sentiment score (and Big Five reading) of one transcript + optional audio/vision",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", type=Path, help="run folder written by psamf train")
+    p.add_argument("--text", required=True, help="the transcript")
+    p.add_argument("--audio", type=Path, default=None, help=".npy audio features (T, d_audio)")
+    p.add_argument("--vision", type=Path, default=None, help=".npy vision features (T, d_vision)")
+    p.add_argument("--seed", type=int, default=None, help="which seed's model (default: first)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.set_defaults(func=run)
+
+
+def sentiment_class(score: float) -> tuple[int, str]:
+    """The 7-class reading of a score: round(clip(score, -3, 3)) and its name."""
+    value = int(np.round(np.clip(score, -3.0, 3.0)))
+    return value, SENTIMENT_CLASSES[value]
+
+
+def load_frames(path: Path | None, name: str, width: int | None) -> tuple[np.ndarray | None, str]:
+    """A (T, d) float32 array from ``path``, checked against the model's width for ``name``."""
+    if path is None:
+        return None, "absent"
+    if width is None:
+        raise ValueError(f"--{name} {path}: this run's model does not use {name}; drop --{name}")
+    if not path.is_file():
+        raise FileNotFoundError(f"--{name} {path}: no such file")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"--{name} {path}: not a plain .npy array ({err})") from err
+    if array.ndim != 2 or array.shape[0] < 1:
+        raise ValueError(f"--{name} {path}: expected a (T, {width}) array of frames, got shape "
+                         f"{array.shape}")
+    if array.shape[1] != width:
+        raise ValueError(f"--{name} {path}: frames have width {array.shape[1]} but the run's "
+                         f"model expects {width} ({name}_dim in config.yaml)")
+    if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+        raise ValueError(f"--{name} {path}: must hold finite numbers")
+    return array.astype(np.float32), "given"
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from psamf.training.runs import load_trained_model
+
+    config, seed, model = load_trained_model(args.run, args.seed, device=args.device)
+    device = torch.device(args.device)
+    widths = config.model.modality_widths()
+    batch = {k: v.to(device) for k, v in model.tokenize([args.text]).items()}
+    used: dict[str, str] = {}
+    for name in ("audio", "vision"):
+        frames, status = load_frames(getattr(args, name), name, widths.get(name))
+        if name in widths:
+            if frames is None:  # absent for this clip: one zero frame, length 0
+                frames = np.zeros((1, widths[name]), dtype=np.float32)
+            batch[name] = torch.from_numpy(frames)[None].to(device)  # (T, d) -> (1, T, d)
+            length = 0 if status == "absent" else frames.shape[0]
+            batch[f"{name}_lengths"] = torch.tensor([length], device=device)
+            used[name] = status
+    out: dict = {"run": str(args.run), "seed": seed, "text": args.text}
+    big_five = None
+    if config.uses_personality():
+        from psamf.models.personality_encoder import PersonalityEncoder
+
+        encoder = PersonalityEncoder(config.personality_encoder).to(device)
+        p = encoder.encode([args.text])  # (1, H_p)
+        batch["personality"] = p.to(device)
+        big_five = _big_five(config.personality_encoder, p, args.text)
+    with torch.no_grad():
+        score = float(model(**batch).prediction[0])
+    value, label = sentiment_class(score)
+    out.update(score=score, sentiment_class=value, label=label, modalities=used)
+    out["big_five"] = big_five
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _big_five(folder: str, p, text: str) -> dict[str, float] | None:
+    """Trait scores from the personality encoder's head, or None when it has no head."""
+    import torch
+
+    try:
+        from psamf.personality.head import load_trait_head
+    except ImportError:  # pragma: no cover - the personality package ships with psamf
+        return None
+    if not Path(folder).is_dir():
+        return None
+    head = load_trait_head(folder)
+    if head is None:
+        return None
+    if not text.strip():
+        return dict(zip(head.traits, head.fallback, strict=True))
+    with torch.no_grad():
+        scores = head.eval()(p.float().cpu())[0]
+    return {trait: float(v) for trait, v in zip(head.traits, scores, strict=True)}

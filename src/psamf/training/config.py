@@ -1,0 +1,308 @@
+"""TrainConfig: every setting of a training run, typed, with ``key=value`` overrides.
+
+A run folder holds the resolved config (``config.yaml``); ``TrainConfig.from_dict`` rebuilds the run
+from it alone. Overrides use dotted keys (``epochs=3``, ``model.use_prefusion=false``,
+``optim.lr_encoder=3e-5``) and are parsed from the dataclass field types, so a typo or a bad value
+is refused with the list of valid keys instead of silently becoming a string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from psamf.models.config import PSAMFConfig
+
+DEVICES_HELP = "auto, cpu, cuda or cuda:N"
+CACHE_ENV = "PSAMF_CACHE"
+DEFAULT_PERSONALITY_ENCODER = "artifacts/personality-minilm"
+AUTO = "auto"
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    """Which data to train on.
+
+    Fields:
+        name: ``sample`` (built-in synthetic), ``mosi``, ``mosei`` or a folder.
+        root: folder holding the named datasets; None = ``$PSAMF_DATA_ROOT`` or ``../shared/data``.
+        limit_train / limit_valid / limit_test: keep only the first N utterances of a split
+            (quick runs and tests); None = all.
+    """
+
+    name: str = "sample"
+    root: str | None = None
+    limit_train: int | None = None
+    limit_valid: int | None = None
+    limit_test: int | None = None
+
+    def validate(self) -> None:
+        if not self.name.strip():
+            raise ValueError("data.name must be a dataset name (sample, mosi, mosei) or a folder")
+        for key in ("limit_train", "limit_valid", "limit_test"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ValueError(f"data.{key} must be >= 1 or none, got {value}")
+
+
+@dataclass(kw_only=True)
+class OptimConfig:
+    """Optimizer and schedule (the authors': Adam with coupled weight decay, two lr groups).
+
+    Fields:
+        lr_encoder: learning rate of the sentiment encoder (and modules built into it).
+        lr_other: learning rate of everything else.
+        weight_decay: coupled L2 weight decay (``torch.optim.Adam(weight_decay=...)``).
+        grad_clip: max gradient norm; 0 disables clipping.
+        plateau_factor / plateau_patience: ReduceLROnPlateau on validation MAE.
+    """
+
+    lr_encoder: float = 5e-5
+    lr_other: float = 5e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+
+    def validate(self) -> None:
+        for key in ("lr_encoder", "lr_other"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"optim.{key} must be > 0, got {getattr(self, key)}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("optim.weight_decay and optim.grad_clip must be >= 0")
+        if not 0 < self.plateau_factor < 1:
+            raise ValueError(f"optim.plateau_factor must be in (0, 1), got {self.plateau_factor}")
+        if self.plateau_patience < 0:
+            raise ValueError(f"optim.plateau_patience must be >= 0, got {self.plateau_patience}")
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """A whole training run: data, model, optimizer, schedule, seeds and housekeeping.
+
+    Fields:
+        preset: the preset this config started from (informational).
+        data / model / optim: see DataConfig, PSAMFConfig, OptimConfig.
+        epochs: maximum number of epochs.
+        batch_size / eval_batch_size: training and evaluation batch sizes (eval None = training's).
+        early_stopping_patience: stop after this many epochs without a better validation MAE
+            (0 = never stop early).
+        seeds: one training run per seed; results are summarised as mean ± std.
+        personality_encoder: folder or backbone name giving P; ``auto`` =
+            ``artifacts/personality-minilm`` if it exists, else the untuned text backbone.
+        cache_dir: where P is cached; None = ``$PSAMF_CACHE`` or ``~/.cache/psamf``.
+        checkpoint_every_steps: also checkpoint every K optimizer steps (0 = only at epoch ends).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        num_workers: DataLoader worker processes (batches are cheap to build; 0 is usually best).
+        progress: show tqdm progress bars (only ever on a terminal).
+    """
+
+    preset: str = "custom"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: PSAMFConfig = field(default_factory=PSAMFConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    epochs: int = 3
+    batch_size: int = 32
+    eval_batch_size: int | None = None
+    early_stopping_patience: int = 5
+    seeds: tuple[int, ...] = (0,)
+    personality_encoder: str = AUTO
+    cache_dir: str | None = None
+    checkpoint_every_steps: int = 0
+    device: str = AUTO
+    num_workers: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.seeds = tuple(self.seeds)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the bad field and what to use instead."""
+        self.data.validate()
+        self.model.validate()
+        self.optim.validate()
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.eval_batch_size is not None and self.eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be >= 1 or none, got {self.eval_batch_size}")
+        for key in ("early_stopping_patience", "checkpoint_every_steps", "num_workers"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if not self.seeds:
+            raise ValueError("seeds must list at least one seed, e.g. seeds=1,2,3")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {list(self.seeds)}")
+        if any(s < 0 for s in self.seeds):
+            raise ValueError(f"seeds must be >= 0, got {list(self.seeds)}")
+        if not (self.device in (AUTO, "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"device must be one of {DEVICES_HELP}, got {self.device!r}")
+
+    # --- serialisation -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["seeds"] = list(self.seeds)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild from ``to_dict`` output; unknown keys are refused with the valid ones."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a training config must be a mapping, got {type(data).__name__}")
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown config key(s) {unknown}; valid keys: {valid_keys()}")
+        kwargs = dict(data)
+        for key, sub in (("data", DataConfig), ("optim", OptimConfig)):
+            if key in kwargs:
+                kwargs[key] = _sub_from_dict(sub, kwargs[key], key)
+        if "model" in kwargs:
+            kwargs["model"] = PSAMFConfig.from_dict(dict(kwargs["model"]))
+        return cls(**kwargs)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        from psamf.io import write_text
+
+        write_text(path, self.to_yaml())
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such config file (is this a psamf run folder?)")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            return cls.from_dict(data)
+        except (yaml.YAMLError, TypeError, ValueError) as err:
+            raise ValueError(f"{path}: not a valid psamf training config ({err})") from err
+
+    # --- derived values ------------------------------------------------------------------------
+
+    def resolved_cache_dir(self) -> Path:
+        """Where personality embeddings are cached (see ``cache_dir``)."""
+        if self.cache_dir:
+            return Path(self.cache_dir)
+        env = os.environ.get(CACHE_ENV)
+        return Path(env) if env else Path.home() / ".cache" / "psamf"
+
+    def uses_personality(self) -> bool:
+        return self.model.model_type == "psamf" and self.model.use_personality
+
+
+def _sub_from_dict(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"{prefix} must be a mapping of its fields, got {data!r}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown config key(s) {[f'{prefix}.{k}' for k in unknown]}; "
+            f"valid keys: {valid_keys()}"
+        )
+    obj = cls(**data)
+    obj.validate()
+    return obj
+
+
+# --- key=value overrides -------------------------------------------------------------------------
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def valid_keys() -> list[str]:
+    """Every dotted key ``apply_overrides`` accepts, e.g. ``optim.lr_encoder``."""
+    keys: list[str] = []
+    for name, tp in _field_types(TrainConfig).items():
+        if dataclasses.is_dataclass(tp):
+            keys.extend(f"{name}.{sub}" for sub in _field_types(tp))
+        else:
+            keys.append(name)
+    return keys
+
+
+def parse_value(text: str, tp: Any, key: str) -> Any:
+    """Parse ``text`` as the type ``tp`` (int, float, bool, str, X | None, tuple[int, ...])."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if text.strip().lower() in ("none", "null", "") and len(args) < len(typing.get_args(tp)):
+            return None
+        if len(args) == 1:
+            return parse_value(text, args[0], key)
+    if origin is tuple:
+        (item, *_rest) = typing.get_args(tp)
+        parts = [p for p in text.replace(" ", "").split(",") if p]
+        return tuple(parse_value(p, item, key) for p in parts)
+    try:
+        if tp is bool:
+            lowered = text.strip().lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(text)
+        if tp is int:
+            return int(text)
+        if tp is float:
+            value = float(text)
+            if value != value:
+                raise ValueError(text)
+            return value
+        if tp is str:
+            return text
+    except ValueError:
+        kind = {bool: "true or false", int: "an integer", float: "a number"}.get(tp, str(tp))
+        raise ValueError(f"bad value for {key}: {text!r} is not {kind}") from None
+    raise ValueError(f"{key}: cannot parse values of type {tp}")  # pragma: no cover
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["epochs=3", "model.use_prefusion=false"]`` -> {dotted key: typed value}."""
+    types_top = _field_types(TrainConfig)
+    parsed: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value; valid keys: {valid_keys()}")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        head, _, tail = key.partition(".")
+        tp = types_top.get(head)
+        if tp is not None and dataclasses.is_dataclass(tp):
+            tp = _field_types(tp).get(tail) if tail else None
+        elif tail:
+            tp = None
+        if tp is None:
+            raise ValueError(f"unknown config key {key!r}; valid keys: {valid_keys()}")
+        parsed[key] = parse_value(text, tp, key)
+    return parsed
+
+
+def apply_overrides(config: TrainConfig, items: list[str] | dict[str, Any]) -> TrainConfig:
+    """A new, validated config with ``key=value`` overrides applied (strings or a parsed dict)."""
+    overrides = parse_overrides(items) if isinstance(items, list) else items
+    data = config.to_dict()
+    for key, value in overrides.items():
+        head, _, tail = key.partition(".")
+        if tail:
+            data[head][tail] = value
+        else:
+            data[head] = value
+    try:
+        return TrainConfig.from_dict(data)
+    except (TypeError, ValueError) as err:
+        given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+        raise ValueError(f"bad override ({given}): {err}") from err

@@ -1,0 +1,138 @@
+"""Everything a run needs before its first step: data, resolved model config, tokens, P.
+
+``prepare(config)`` loads the dataset once (shared by every seed), subsets the splits as the config
+asks, fills the model config's data-dependent fields (audio / vision / personality widths),
+tokenizes every split with the model's tokenizer and looks the personality embeddings P up in the
+on-disk cache (computing only what is missing).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from psamf.data import load_dataset
+from psamf.data.dataset import MultimodalDataset, SplitData
+from psamf.models.config import PSAMFConfig
+from psamf.training.batching import EncodedSplit
+from psamf.training.config import AUTO, DEFAULT_PERSONALITY_ENCODER, TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """A run's data, ready to batch; ``config`` has its data-dependent fields filled in."""
+
+    config: TrainConfig
+    dataset: MultimodalDataset
+    splits: dict[str, EncodedSplit]
+    raw: dict[str, SplitData]
+
+
+def load_multimodal(name: str, root: str | None) -> MultimodalDataset:
+    dataset = load_dataset(name, root=root)
+    if not isinstance(dataset, MultimodalDataset):
+        raise ValueError(
+            f"dataset {name!r} is a personality corpus, not a sentiment dataset; train on "
+            "sample, mosi, mosei or a sentiment folder (pretrain-personality reads personality "
+            "data)"
+        )
+    missing = [s for s in ("train", "valid", "test") if s not in dataset.splits]
+    if missing:
+        raise ValueError(
+            f"dataset {name!r} has no {missing} split(s); training needs train, valid, test"
+        )
+    return dataset
+
+
+def resolve_personality_encoder(name: str) -> str:
+    """``auto`` -> the pretrained personality folder if present, else the untuned backbone."""
+    if name != AUTO:
+        return name
+    if (Path(DEFAULT_PERSONALITY_ENCODER) / "config.json").is_file():
+        return DEFAULT_PERSONALITY_ENCODER
+    return "minilm"
+
+
+def resolve_model_config(config: TrainConfig, dataset: MultimodalDataset) -> PSAMFConfig:
+    """Set audio_dim / vision_dim from the data (unless the model is text-only)."""
+    widths = dataset.modality_widths()
+    model = config.model
+    if model.model_type != "psamf" or model.text_only:
+        return model.replace(audio_dim=None, vision_dim=None)
+    return model.replace(audio_dim=widths.get("audio"), vision_dim=widths.get("vision"))
+
+
+def personality_embeddings(
+    config: TrainConfig, splits: dict[str, SplitData]
+) -> dict[str, torch.Tensor]:
+    """P for every split, from the cache under ``config.resolved_cache_dir()``."""
+    from psamf.models.personality_encoder import PersonalityEmbeddingCache, PersonalityEncoder
+
+    encoder = PersonalityEncoder(config.personality_encoder)
+    if not (Path(encoder.path) / "trait_head.json").is_file():
+        log.warning(
+            "personality encoder %s has no trait head: it was not pretrained on personality "
+            "data, so the 'personality' view is an untrained text embedding (run psamf "
+            "pretrain-personality, or pass personality_encoder=FOLDER)",
+            config.personality_encoder,
+        )
+    cache = PersonalityEmbeddingCache(config.resolved_cache_dir() / "personality")
+    return {name: cache.get_or_compute(encoder, split.texts) for name, split in splits.items()}
+
+
+def subset_splits(config: TrainConfig, dataset: MultimodalDataset) -> dict[str, SplitData]:
+    limits = {"train": config.data.limit_train, "valid": config.data.limit_valid,
+              "test": config.data.limit_test}
+    out = {}
+    for name, split in dataset.splits.items():
+        limit = limits.get(name)
+        out[name] = split.subset(range(min(limit, len(split)))) if limit else split
+    return out
+
+
+def encode_splits(
+    model_config: PSAMFConfig,
+    splits: dict[str, SplitData],
+    personality: dict[str, torch.Tensor] | None,
+) -> dict[str, EncodedSplit]:
+    """Tokenize each split with the model's tokenizer and bundle it with its frames and P."""
+    from psamf.models.text_encoder import load_tokenizer
+
+    tokenizer = load_tokenizer(model_config.text_encoder)
+    out = {}
+    for name, split in splits.items():
+        tokens = tokenizer(
+            list(split.texts), padding="max_length", truncation=True,
+            max_length=model_config.max_text_length, return_tensors="pt",
+        )
+        out[name] = EncodedSplit(
+            split,
+            {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]},
+            personality=personality[name] if personality is not None else None,
+            modalities=tuple(model_config.modality_widths()),
+        )
+    return out
+
+
+def prepare(config: TrainConfig, dataset: MultimodalDataset | None = None) -> Prepared:
+    """Load (or take) the dataset and return everything the trainer needs."""
+    if dataset is None:
+        dataset = load_multimodal(config.data.name, config.data.root)
+    splits = subset_splits(config, dataset)
+    model = resolve_model_config(config, dataset)
+    personality = None
+    if config.uses_personality():
+        encoder = resolve_personality_encoder(config.personality_encoder)
+        config = TrainConfig.from_dict({**config.to_dict(), "personality_encoder": encoder})
+        personality = personality_embeddings(config, splits)
+        width = int(next(iter(personality.values())).shape[1])
+        model = model.replace(personality_dim=width)
+    config = TrainConfig.from_dict({**config.to_dict(), "model": model.to_dict()})
+    return Prepared(
+        config=config, dataset=dataset, splits=encode_splits(model, splits, personality), raw=splits
+    )

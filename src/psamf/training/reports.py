@@ -1,0 +1,104 @@
+"""Results tables: per-seed metrics and their mean ± std, as markdown, CSV and JSON.
+
+Metrics are kept at full precision in JSON/CSV and rounded only for display.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from psamf.io import write_json, write_text
+
+METRIC_NAMES: dict[str, str] = {
+    "mae": "MAE",
+    "corr": "Corr",
+    "acc7": "Acc-7",
+    "acc5": "Acc-5",
+    "acc2_has0": "Acc-2 has0",
+    "f1_has0": "F1 has0",
+    "acc2_non0": "Acc-2 non0",
+    "f1_non0": "F1 non0",
+}
+SYNTHETIC_BANNER = "SYNTHETIC sample data: these numbers say the code works, not how good PSA-MF is"
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    arr = np.asarray(values, dtype=np.float64)
+    std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+    return float(arr.mean()), std
+
+
+def summarize(per_seed: Sequence[dict[str, Any]], split: str = "test") -> dict[str, Any]:
+    """``{"split", "seeds", "per_seed": [{seed, metrics}], "mean": {...}, "std": {...}}``."""
+    keys = [k for k in METRIC_NAMES if all(k in r[split] for r in per_seed)]
+    out: dict[str, Any] = {
+        "split": split,
+        "seeds": [r["seed"] for r in per_seed],
+        "per_seed": [{"seed": r["seed"], "best_epoch": r.get("best_epoch"),
+                      **{k: r[split][k] for k in keys}} for r in per_seed],
+        "mean": {},
+        "std": {},
+    }
+    for key in keys:
+        out["mean"][key], out["std"][key] = mean_std([r[split][key] for r in per_seed])
+    return out
+
+
+def _fmt(key: str, value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "nan"
+    return f"{value:.4f}" if key in ("mae", "corr") else f"{value:.2f}"
+
+
+def markdown_table(summary: dict[str, Any], *, title: str = "") -> str:
+    """Rows: each seed, then mean ± std; columns: the standard metrics."""
+    keys = list(summary["mean"])
+    head = "| seed | " + " | ".join(METRIC_NAMES[k] for k in keys) + " |"
+    rule = "|---|" + "---|" * len(keys)
+    rows = [
+        f"| {row['seed']} | " + " | ".join(_fmt(k, row[k]) for k in keys) + " |"
+        for row in summary["per_seed"]
+    ]
+    rows.append(
+        "| mean ± std | "
+        + " | ".join(f"{_fmt(k, summary['mean'][k])} ± {_fmt(k, summary['std'][k])}" for k in keys)
+        + " |"
+    )
+    lines = ([f"{title}", ""] if title else []) + [head, rule, *rows]
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(summary: dict[str, Any]) -> str:
+    keys = list(summary["mean"])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["seed", *keys])
+    for row in summary["per_seed"]:
+        writer.writerow([row["seed"], *(repr(float(row[k])) for k in keys)])
+    writer.writerow(["mean", *(repr(summary["mean"][k]) for k in keys)])
+    writer.writerow(["std", *(repr(summary["std"][k]) for k in keys)])
+    return buffer.getvalue()
+
+
+def write_summary(
+    folder: str | Path, per_seed: Sequence[dict[str, Any]], *, header: str = ""
+) -> dict[str, Any]:
+    """Write ``summary.{md,csv,json}`` (test split, and validation in the JSON/markdown)."""
+    folder = Path(folder)
+    test = summarize(per_seed, "test")
+    valid = summarize(per_seed, "valid")
+    md = (f"{header}\n\n" if header else "") + markdown_table(
+        test, title="Test (checkpoint chosen on validation MAE)"
+    ) + "\n" + markdown_table(valid, title="Validation")
+    write_text(folder / "summary.md", md)
+    write_text(folder / "summary.csv", csv_table(test))
+    write_json(folder / "summary.json", {"test": test, "valid": valid})
+    return test

@@ -1,0 +1,194 @@
+"""Run folders: create, train every seed, summarise, resume, and load back for evaluation.
+
+Layout of ``runs/<name>/``::
+
+    config.yaml             the resolved TrainConfig (the run can be rebuilt from it alone)
+    run.json                command line, dataset, psamf version
+    summary.{md,csv,json}   per-seed test/valid metrics and mean ± std
+    seed-<k>/
+        best/model.safetensors, best/state.json   weights chosen on validation MAE
+        checkpoint/         training state while the seed runs (removed once it has finished)
+        metrics.json        valid + test metrics of the best weights, history (marks the seed done)
+        predictions_test.csv, test_scatter.png, test_confusion7.png, learning_curves.png
+        tensorboard/        scalars per epoch
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from psamf import __version__
+from psamf.io import write_json, write_text
+from psamf.training.config import TrainConfig
+from psamf.training.plots import write_plots
+from psamf.training.prepare import Prepared, prepare
+from psamf.training.reports import SYNTHETIC_BANNER, write_summary
+from psamf.training.trainer import BEST_DIR, CHECKPOINT_DIR, METRICS_FILE, Trainer
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.yaml"
+
+
+def seed_dir(run: str | Path, seed: int) -> Path:
+    return Path(run) / f"seed-{seed}"
+
+
+def check_writable(folder: str | Path) -> None:
+    """Refuse, before anything is written, a runs folder that cannot be created or written."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise PermissionError(
+            f"{folder}: cannot create the runs folder because {probe} is a file; "
+            "pass --out to a writable folder"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"{folder}: cannot create or write there (no write permission on {probe}); "
+            "pass --out to a writable folder"
+        )
+
+
+def default_run_name(config: TrainConfig, stamp: str) -> str:
+    data = Path(config.data.name.rstrip("/")).name or "data"
+    return f"{config.preset}-{data}-{config.model.model_type}-{stamp}"
+
+
+def create_run(
+    folder: str | Path, config: TrainConfig, *, command: str, prepared: Prepared
+) -> Path:
+    """Make the run folder (it must not exist yet) with its config and run.json."""
+    folder = Path(folder)
+    if folder.exists():
+        raise FileExistsError(
+            f"{folder}: run folder already exists; continue it with --resume {folder} or choose "
+            "another --name"
+        )
+    try:
+        folder.mkdir(parents=True)
+    except OSError as err:
+        raise PermissionError(f"{folder}: cannot create the run folder ({err.strerror})") from err
+    config.save(folder / CONFIG_FILE)
+    dataset = prepared.dataset
+    write_json(folder / "run.json", {
+        "command": command,
+        "psamf_version": __version__,
+        "dataset": {"name": dataset.name, "source": dataset.source,
+                    "synthetic": dataset.synthetic,
+                    "sizes": {k: len(v) for k, v in prepared.raw.items()}},
+    })
+    return folder
+
+
+def load_config(run: str | Path) -> TrainConfig:
+    run = Path(run)
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: no such run folder")
+    return TrainConfig.load(run / CONFIG_FILE)
+
+
+def _write_seed_outputs(
+    folder: Path, results: dict[str, Any], prepared: Prepared, name: str
+) -> None:
+    preds = results.pop("_predictions")
+    test = prepared.raw["test"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", "label", "prediction"])
+    for uid, label, pred in zip(test.ids, test.labels, preds["test"], strict=True):
+        writer.writerow([uid, repr(float(label)), repr(float(pred))])
+    write_text(folder / "predictions_test.csv", buffer.getvalue())
+    write_plots(folder, preds=preds["test"], labels=test.labels, history=results["history"],
+                name=name)
+    write_json(folder / METRICS_FILE, results)  # last: its presence marks the seed finished
+    shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
+
+
+def read_seed_metrics(run: str | Path, seed: int) -> dict[str, Any] | None:
+    path = seed_dir(run, seed) / METRICS_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def train_run(
+    run: str | Path,
+    prepared: Prepared,
+    *,
+    rank: int = 0,
+    on_step: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Train (or finish) every seed of the run in ``run``; return the test summary."""
+    run = Path(run)
+    config = prepared.config
+    header = f"**{SYNTHETIC_BANNER}**" if prepared.dataset.synthetic else ""
+    header += f"\n\nRun `{run.name}`: dataset {prepared.dataset.name}, model "
+    header += f"{config.model.model_type} ({config.model.text_encoder}), preset {config.preset}"
+    done: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+    for seed in config.seeds:
+        existing = read_seed_metrics(run, seed)
+        if existing is not None:
+            log.info("seed %d: already finished, skipping", seed)
+            done.append(existing)
+            continue
+        folder = seed_dir(run, seed)
+        trainer = Trainer(config, prepared.splits, seed=seed, folder=folder, rank=rank,
+                          on_step=on_step)
+        results = trainer.fit()
+        if rank == 0:
+            _write_seed_outputs(folder, results, prepared, f"{run.name} seed {seed}")
+            log.info("seed %d: test MAE %.4f, Acc-2 non0 %.2f (best epoch %d)", seed,
+                     results["test"]["mae"], results["test"]["acc2_non0"], results["best_epoch"])
+        done.append(results)
+        if rank == 0:
+            summary = write_summary(run, done, header=header.strip())
+    if rank == 0 and not summary:
+        summary = write_summary(run, done, header=header.strip())
+    return summary
+
+
+def best_weights(run: str | Path, seed: int) -> Path:
+    path = seed_dir(run, seed) / BEST_DIR / "model.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no selected checkpoint for seed {seed}; has this seed trained at least one "
+            "epoch? (continue the run with psamf train --resume)"
+        )
+    return path
+
+
+def load_trained_model(run: str | Path, seed: int | None = None, *, device: str = "cpu"):
+    """(config, seed, model in eval mode) with the seed's best-on-validation weights."""
+    from psamf.models import build_model
+    from psamf.training.checkpoint import load_model_weights
+
+    config = load_config(run)
+    if seed is None:
+        seed = config.seeds[0]
+    elif seed not in config.seeds:
+        raise ValueError(
+            f"seed {seed} is not part of run {run}; its seeds are {list(config.seeds)}"
+        )
+    weights = best_weights(run, seed)
+    model = build_model(config.model)
+    load_model_weights(model, weights)
+    return config, seed, model.to(device).eval()
+
+
+def prepare_for_run(config: TrainConfig) -> Prepared:
+    """The run's data, prepared as at training time (resume uses the saved, resolved config)."""
+    return prepare(config)

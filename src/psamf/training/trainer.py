@@ -1,0 +1,343 @@
+"""One trainer for every dataset and model variant.
+
+``Trainer.fit()`` trains one seed: Adam (coupled weight decay) over the model's role-based parameter
+groups, gradient clipping, ReduceLROnPlateau and early stopping on validation MAE, a training
+checkpoint at every epoch end (and every K steps if asked) from which ``fit()`` resumes exactly,
+and the best-on-validation weights kept apart. The test split is evaluated once, at the end, on
+that checkpoint; every reported metric comes from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.utils import clip_grad_norm_
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+from tqdm.auto import tqdm
+
+from psamf.io import write_json
+from psamf.metrics import regression_metrics
+from psamf.training.batching import EncodedSplit, batches_of, epoch_order, make_loader, to_device
+from psamf.training.checkpoint import (
+    MODEL_FILE,
+    load_model_weights,
+    load_training_checkpoint,
+    save_model,
+    save_training_checkpoint,
+)
+from psamf.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+BEST_DIR = "best"
+METRICS_FILE = "metrics.json"
+
+
+class TrainingDivergedError(ValueError):
+    """The loss became NaN or infinite; training stops instead of carrying on silently."""
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={name} but CUDA is not available here; use device=cpu or auto")
+    return torch.device(name)
+
+
+@dataclass
+class Timers:
+    """Wall-clock seconds by phase (overhead benchmark); ``compute`` = forward/backward/step."""
+
+    compute: float = 0.0
+    train_loop: float = 0.0
+    eval_compute: float = 0.0
+    eval_loop: float = 0.0
+    checkpoint: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"compute": self.compute, "train_loop": self.train_loop,
+                "eval_compute": self.eval_compute, "eval_loop": self.eval_loop,
+                "checkpoint": self.checkpoint, **self.extra}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def predict_split(
+    model: torch.nn.Module,
+    data: EncodedSplit,
+    *,
+    batch_size: int,
+    device: torch.device,
+    timers: Timers | None = None,
+) -> np.ndarray:
+    """Predictions (N,) for a split, in order, in eval mode."""
+    was_training = model.training
+    model.eval()
+    start = time.perf_counter()
+    out = []
+    for batch in make_loader(data, batches_of(range(len(data)), batch_size), seed=0):
+        batch = to_device(batch, device)
+        batch["labels"] = None
+        t0 = time.perf_counter()
+        pred = model(**batch).prediction
+        _sync(device)
+        if timers is not None:
+            timers.eval_compute += time.perf_counter() - t0
+        out.append(pred.float().cpu())
+    if timers is not None:
+        timers.eval_loop += time.perf_counter() - start
+    model.train(was_training)
+    preds = torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+    if not np.isfinite(preds).all():
+        raise TrainingDivergedError("the model produced NaN/inf predictions; the weights diverged")
+    return preds
+
+
+def evaluate_split(
+    model: torch.nn.Module, data: EncodedSplit, *, batch_size: int, device: torch.device,
+    timers: Timers | None = None,
+) -> tuple[dict[str, float], np.ndarray]:
+    preds = predict_split(model, data, batch_size=batch_size, device=device, timers=timers)
+    return regression_metrics(preds, data.labels.numpy()), preds
+
+
+def _fresh_loop_state() -> dict[str, Any]:
+    return {
+        "epoch": 0,  # epochs completed
+        "step_in_epoch": 0,  # optimizer steps done in the current epoch
+        "global_step": 0,
+        "best_mae": math.inf,
+        "best_epoch": -1,
+        "bad_epochs": 0,
+        "stopped_early": False,
+        "sums": {},  # running sums of loss terms in the current epoch
+        "count": 0,
+        "history": [],  # one dict per completed epoch
+    }
+
+
+class Trainer:
+    """Train one seed of a run into ``folder`` (``runs/<name>/seed-<k>``).
+
+    ``rank``: only rank 0 writes files and logs, so the same code can later run under DDP.
+    ``on_step``: optional callback(global_step), e.g. for tests or external progress reporting.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        splits: dict[str, EncodedSplit],
+        *,
+        seed: int,
+        folder: str | Path,
+        rank: int = 0,
+        on_step: Callable[[int], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.splits = splits
+        self.seed = seed
+        self.folder = Path(folder)
+        self.is_main = rank == 0
+        self.device = resolve_device(config.device)
+        self.timers = Timers()
+        self.on_step = on_step
+        self.eval_batch_size = config.eval_batch_size or config.batch_size
+
+    # --- building blocks -----------------------------------------------------------------------
+
+    def _build(self) -> tuple[torch.nn.Module, torch.optim.Optimizer, ReduceLROnPlateau]:
+        from psamf.models import build_model
+
+        set_seed(self.seed)
+        model = build_model(self.config.model).to(self.device)
+        opt = self.config.optim
+        groups = model.parameter_groups(
+            encoder_lr=opt.lr_encoder, other_lr=opt.lr_other, weight_decay=opt.weight_decay
+        )
+        optimizer = torch.optim.Adam(groups)  # coupled weight decay, as the authors
+        scheduler = ReduceLROnPlateau(
+            optimizer, mode="min", factor=opt.plateau_factor, patience=opt.plateau_patience
+        )
+        return model, optimizer, scheduler
+
+    def _save_checkpoint(self, model, optimizer, scheduler, loop: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        start = time.perf_counter()
+        save_training_checkpoint(
+            self.folder / CHECKPOINT_DIR, model=model, optimizer=optimizer, scheduler=scheduler,
+            loop_state=loop,
+        )
+        self.timers.checkpoint += time.perf_counter() - start
+
+    def _writer(self, global_step: int):
+        if not self.is_main:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        # purge_step drops events a killed run logged after its last checkpoint.
+        return SummaryWriter(str(self.folder / "tensorboard"), purge_step=global_step or None)
+
+    def _progress(self, total: int, initial: int, desc: str):
+        enabled = self.config.progress and self.is_main and sys.stderr.isatty()
+        return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False,
+                    disable=not enabled)
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def _train_step(self, model, optimizer, batch, loop: dict[str, Any], epoch: int) -> None:
+        t0 = time.perf_counter()
+        batch = to_device(batch, self.device)
+        out = model(**batch)
+        loss = out.loss
+        if loss is None or not torch.isfinite(loss):
+            terms = {k: float(v) for k, v in out.losses.items()}
+            raise TrainingDivergedError(
+                f"training loss became {float(loss) if loss is not None else None} at epoch "
+                f"{epoch + 1}, step {loop['step_in_epoch'] + 1} (terms {terms}); lower "
+                "optim.lr_encoder / optim.lr_other, keep optim.grad_clip > 0, or check the data"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.optim.grad_clip > 0:
+            clip_grad_norm_(model.parameters(), self.config.optim.grad_clip)
+        optimizer.step()
+        _sync(self.device)
+        self.timers.compute += time.perf_counter() - t0
+        sums = loop["sums"]
+        sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+        for name, value in out.losses.items():
+            sums[name] = sums.get(name, 0.0) + float(value.detach())
+        loop["count"] += 1
+
+    def _end_epoch(self, model, optimizer, scheduler, loop: dict[str, Any], writer) -> None:
+        epoch = loop["epoch"]
+        valid, _ = evaluate_split(model, self.splits["valid"], batch_size=self.eval_batch_size,
+                                  device=self.device, timers=self.timers)
+        lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
+        scheduler.step(valid["mae"])
+        train = {k: v / max(loop["count"], 1) for k, v in loop["sums"].items()}
+        improved = valid["mae"] < loop["best_mae"]
+        if improved:
+            loop.update(best_mae=valid["mae"], best_epoch=epoch + 1, bad_epochs=0)
+            if self.is_main:
+                save_model(self.folder / BEST_DIR / MODEL_FILE, model)
+                write_json(self.folder / BEST_DIR / "state.json",
+                           {"epoch": epoch + 1, "valid": valid, "seed": self.seed})
+        else:
+            loop["bad_epochs"] += 1
+        loop["history"].append({"epoch": epoch + 1, "train": train, "valid": valid, "lr": lrs})
+        if self.is_main:
+            terms = " ".join(f"{k} {v:.4f}" for k, v in train.items() if k != "loss")
+            lr_text = "/".join(f"{v:.1e}" for v in lrs.values())
+            log.info(
+                "seed %d epoch %d/%d: train loss %.4f (%s) | valid MAE %.4f Acc-2 %.2f%s | lr %s",
+                self.seed, epoch + 1, self.config.epochs, train.get("loss", float("nan")), terms,
+                valid["mae"], valid["acc2_non0"], " *best*" if improved else "", lr_text,
+            )
+            if writer is not None:
+                step = loop["global_step"]
+                for k, v in train.items():
+                    writer.add_scalar(f"train/{k}", v, step)
+                for k, v in valid.items():
+                    writer.add_scalar(f"valid/{k}", v, step)
+                for k, v in lrs.items():
+                    writer.add_scalar(f"lr/{k}", v, step)
+                writer.flush()
+        patience = self.config.early_stopping_patience
+        loop.update(epoch=epoch + 1, step_in_epoch=0, sums={}, count=0)
+        if patience and loop["bad_epochs"] >= patience and loop["epoch"] < self.config.epochs:
+            loop["stopped_early"] = True
+            log.info("seed %d: no better validation MAE for %d epochs; stopping early",
+                     self.seed, patience)
+
+    def fit(self) -> dict[str, Any]:
+        """Train (or resume) this seed and return its metrics (also written to metrics.json)."""
+        model, optimizer, scheduler = self._build()
+        loop = _fresh_loop_state()
+        checkpoint = self.folder / CHECKPOINT_DIR
+        if (checkpoint / "state.json").is_file():
+            loop = load_training_checkpoint(
+                checkpoint, model=model, optimizer=optimizer, scheduler=scheduler
+            )
+            log.info("seed %d: resuming after epoch %d, step %d", self.seed, loop["epoch"],
+                     loop["step_in_epoch"])
+        train = self.splits["train"]
+        every = self.config.checkpoint_every_steps
+        writer = self._writer(loop["global_step"])
+        try:
+            while loop["epoch"] < self.config.epochs and not loop["stopped_early"]:
+                epoch = loop["epoch"]
+                all_batches = batches_of(
+                    epoch_order(len(train), seed=self.seed, epoch=epoch), self.config.batch_size
+                )
+                start = time.perf_counter()
+                model.train()
+                loader = make_loader(
+                    train, all_batches[loop["step_in_epoch"]:], seed=self.seed * 7919 + epoch,
+                    num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda",
+                )
+                bar = self._progress(len(all_batches), loop["step_in_epoch"],
+                                     f"seed {self.seed} epoch {epoch + 1}")
+                for batch in loader:
+                    self._train_step(model, optimizer, batch, loop, epoch)
+                    loop["step_in_epoch"] += 1
+                    loop["global_step"] += 1
+                    bar.update(1)
+                    if self.on_step is not None:
+                        self.on_step(loop["global_step"])
+                    if every and loop["global_step"] % every == 0 and \
+                            loop["step_in_epoch"] < len(all_batches):
+                        self._save_checkpoint(model, optimizer, scheduler, loop)
+                bar.close()
+                self.timers.train_loop += time.perf_counter() - start
+                self._end_epoch(model, optimizer, scheduler, loop, writer)
+                self._save_checkpoint(model, optimizer, scheduler, loop)
+        finally:
+            if writer is not None:
+                writer.close()
+        return self._finish(model, loop)
+
+    def _finish(self, model, loop: dict[str, Any]) -> dict[str, Any]:
+        """Evaluate the best-on-validation weights on valid and test, once."""
+        best = self.folder / BEST_DIR / MODEL_FILE
+        load_model_weights(model, best)
+        results: dict[str, Any] = {
+            "seed": self.seed,
+            "best_epoch": loop["best_epoch"],
+            "epochs_run": loop["epoch"],
+            "stopped_early": loop["stopped_early"],
+            "history": loop["history"],
+        }
+        predictions = {}
+        for split in ("valid", "test"):
+            metrics, preds = evaluate_split(model, self.splits[split],
+                                            batch_size=self.eval_batch_size, device=self.device)
+            results[split] = metrics
+            predictions[split] = preds
+        results["_predictions"] = predictions
+        return results
