@@ -1,0 +1,137 @@
+"""TrainConfig, key=value overrides, presets, reports and checkpoints (fast, no training)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from psamf.cli import build_parser
+from psamf.training.checkpoint import load_training_checkpoint, save_training_checkpoint
+from psamf.training.config import TrainConfig, apply_overrides, parse_overrides, valid_keys
+from psamf.training.presets import PRESETS, get_preset
+from psamf.training.reports import csv_table, markdown_table, mean_std, summarize
+
+
+def test_overrides_are_typed_from_the_dataclass_fields():
+    parsed = parse_overrides([
+        "epochs=3", "model.use_prefusion=false", "model.align_layer=4", "optim.lr_encoder=3e-5",
+        "seeds=1,2,3", "model.personality_dim=none", "data.limit_train=64", "device=cpu",
+    ])
+    assert parsed == {
+        "epochs": 3, "model.use_prefusion": False, "model.align_layer": 4,
+        "optim.lr_encoder": 3e-5, "seeds": (1, 2, 3), "model.personality_dim": None,
+        "data.limit_train": 64, "device": "cpu",
+    }
+    config = apply_overrides(get_preset("cpu"), parsed)
+    assert config.epochs == 3 and config.model.use_prefusion is False
+    assert config.model.align_layer == 4 and config.optim.lr_encoder == 3e-5
+    assert config.seeds == (1, 2, 3) and config.data.limit_train == 64
+
+
+@pytest.mark.parametrize("item", ["epoch=3", "optim.lr_encodr=1e-5", "model.nope=1", "data=x",
+                                  "epochs.x=1", "noequals"])
+def test_unknown_keys_are_refused_with_the_valid_ones(item):
+    with pytest.raises(ValueError) as err:
+        parse_overrides([item])
+    message = str(err.value)
+    for fragment in ("valid keys", "optim.lr_encoder", "model.align_layer"):
+        assert fragment in message
+
+
+@pytest.mark.parametrize(("item", "fragment"), [
+    ("epochs=two", "epochs"), ("model.use_prefusion=maybe", "model.use_prefusion"),
+    ("optim.lr_encoder=fast", "optim.lr_encoder"), ("optim.lr_encoder=nan", "optim.lr_encoder"),
+])
+def test_bad_values_are_refused_naming_the_key(item, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        parse_overrides([item])
+
+
+@pytest.mark.parametrize("item", ["epochs=0", "optim.plateau_factor=1.5", "model.dropout=2",
+                                  "seeds=1,1", "model.model_type=bert", "device=tpu"])
+def test_out_of_range_values_are_refused_by_validation(item):
+    with pytest.raises(ValueError, match="bad override"):
+        apply_overrides(get_preset("cpu"), [item])
+
+
+def test_every_preset_validates_round_trips_and_is_a_cli_choice(tmp_path):
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    choices = next(a.choices for a in train._actions if a.dest == "preset")
+    assert sorted(choices) == sorted(PRESETS)
+    for name in PRESETS:
+        config = get_preset(name)
+        config.save(tmp_path / f"{name}.yaml")
+        assert TrainConfig.load(tmp_path / f"{name}.yaml") == config
+    assert set(valid_keys()) >= {"epochs", "optim.lr_encoder", "model.use_prefusion", "data.name"}
+
+
+def test_authors_presets_follow_the_paper():
+    mosi, mosei = get_preset("mosi_authors"), get_preset("mosei_authors")
+    assert (mosi.optim.lr_encoder, mosi.optim.lr_other, mosi.batch_size) == (5e-5, 5e-4, 256)
+    assert (mosei.optim.lr_encoder, mosei.optim.lr_other, mosei.batch_size) == (1e-5, 1e-4, 128)
+    for config in (mosi, mosei):
+        assert config.optim.weight_decay == 1e-4 and config.optim.grad_clip == 1.0
+        assert config.optim.plateau_factor == 0.5 and config.epochs == 100
+        assert config.early_stopping_patience > 0
+    assert get_preset("text_finetune").model.model_type == "text_finetune"
+    assert get_preset("cpu").data.name == "sample"
+
+
+def test_loading_a_config_with_an_unknown_key_names_it(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("epochs: 2\nlearning_rate: 3\n")
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig.load(path)
+
+
+def test_summary_tables_mean_and_std():
+    runs = [{"seed": s, "best_epoch": 1, "test": {"mae": m, "corr": 0.5}, "valid": {"mae": m}}
+            for s, m in ((1, 0.7), (2, 0.8), (3, 0.9))]
+    summary = summarize(runs, "test")
+    assert summary["mean"]["mae"] == pytest.approx(0.8)
+    assert summary["std"]["mae"] == pytest.approx(0.1)
+    assert mean_std([2.0]) == (2.0, 0.0)
+    assert "0.8000 ± 0.1000" in markdown_table(summary)
+    assert csv_table(summary).splitlines()[0] == "seed,mae,corr"
+
+
+def test_training_checkpoint_restores_optimizer_scheduler_and_rng(tmp_path):
+    def build():
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.5),
+                                    torch.nn.Linear(8, 1))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0)
+        return model, opt, sched
+
+    def step(model, opt):
+        x = torch.randn(16, 4)
+        loss = model(x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    model, opt, sched = build()
+    for _ in range(3):
+        step(model, opt)
+    sched.step(1.0)
+    sched.step(2.0)  # one bad epoch: lr halves
+    save_training_checkpoint(tmp_path / "ck", model=model, optimizer=opt, scheduler=sched,
+                             loop_state={"epoch": 2, "best": math.inf})
+    expected = [step(model, opt) for _ in range(3)]
+
+    model2, opt2, sched2 = build()
+    loop = load_training_checkpoint(tmp_path / "ck", model=model2, optimizer=opt2,
+                                    scheduler=sched2)
+    assert loop == {"epoch": 2, "best": math.inf}
+    assert opt2.param_groups[0]["lr"] == pytest.approx(5e-3)
+    assert sched2.state_dict() == sched.state_dict()
+    assert [step(model2, opt2) for _ in range(3)] == expected
+    for a, b in zip(model.parameters(), model2.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [
+        "model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json"]
