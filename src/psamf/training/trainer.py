@@ -215,7 +215,7 @@ class Trainer:
         out = model(**batch)
         loss = out.loss
         if loss is None or not torch.isfinite(loss):
-            terms = {k: float(v) for k, v in out.losses.items()}
+            terms = {k: float(v.detach()) for k, v in out.losses.items()}
             raise TrainingDivergedError(
                 f"training loss became {float(loss) if loss is not None else None} at epoch "
                 f"{epoch + 1}, step {loop['step_in_epoch'] + 1} (terms {terms}); lower "
@@ -289,6 +289,7 @@ class Trainer:
         train = self.splits["train"]
         every = self.config.checkpoint_every_steps
         writer = self._writer(loop["global_step"])
+        loop_start = time.perf_counter()
         try:
             while loop["epoch"] < self.config.epochs and not loop["stopped_early"]:
                 epoch = loop["epoch"]
@@ -320,6 +321,7 @@ class Trainer:
         finally:
             if writer is not None:
                 writer.close()
+        self.timers.extra["epochs_wall"] = time.perf_counter() - loop_start
         return self._finish(model, loop)
 
     def _finish(self, model, loop: dict[str, Any]) -> dict[str, Any]:
