@@ -37,11 +37,16 @@ PREDICTORS = (("constant", "constant (train means)"),
 
 
 def _git_commit() -> str:
+    """HEAD of the checkout, with ``+dirty`` when tracked files under src/ differ from it."""
     try:
-        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
-                              capture_output=True, text=True).stdout.strip()
+        sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
+                                "--untracked-files=no", "--", "src"], check=True,
+                               capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return sha + ("+dirty" if dirty else "")
 
 
 def run(extra: list[str]) -> dict:
@@ -51,6 +56,7 @@ def run(extra: list[str]) -> dict:
             "--out", "artifacts/personality-minilm", *RECIPE, *extra]
     command = "psamf " + " ".join(shlex.quote(a) for a in args)
     print(command, flush=True)
+    commit = _git_commit()  # the code that runs, taken before the run starts
     started = time.time()
     code = subprocess.run([sys.executable, "-m", "psamf", *args], cwd=ROOT).returncode
     wall = time.time() - started
@@ -60,7 +66,7 @@ def run(extra: list[str]) -> dict:
     traits = metrics["traits"]
     result = {
         "command": command,
-        "git_commit": _git_commit(),
+        "git_commit": commit,
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "machine": "2 shared CPU cores, no GPU",
         "wall_seconds": round(wall, 1),
@@ -76,8 +82,32 @@ def run(extra: list[str]) -> dict:
         "valid": {k: metrics["valid"][k] for k, _ in PREDICTORS if k in metrics["valid"]},
         "goal": {"test_acc_mean": 0.895, "test_r2_mean": 0.15},
     }
-    RESULT_JSON.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    verify(result)
     return result
+
+
+def verify(result: dict) -> None:
+    """Re-score the test split from the saved folder through the public API (predict_traits,
+    psamf.data, psamf.metrics) and store it beside the in-run figures: they must agree."""
+    import numpy as np
+
+    from psamf.data import read_first_impressions
+    from psamf.metrics import personality_metrics
+    from psamf.personality import predict_traits
+
+    test = read_first_impressions(DATA).splits["test"]
+    traits = result["traits"]
+    started = time.time()
+    scores = predict_traits(OUT, test.texts)
+    preds = np.array([[s[t] for t in traits] for s in scores])
+    reloaded = personality_metrics(preds, test.targets, traits)
+    in_run = result["test"]["fine_tuned"]
+    result["reloaded_test"] = {
+        "acc_mean": reloaded["acc_mean"], "r2_mean": reloaded["r2_mean"],
+        "max_abs_diff_vs_in_run": max(abs(reloaded[k] - in_run[k]) for k in in_run),
+        "seconds": round(time.time() - started, 1),
+    }
+    RESULT_JSON.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 def render(result: dict) -> str:
@@ -125,6 +155,11 @@ def render(result: dict) -> str:
         f"{h['valid_r2_mean']:.4f} | {h['seconds']:.0f} |"
         for h in result["history"]
     ]
+    if "reloaded_test" in result:
+        r = result["reloaded_test"]
+        lines += ["", f"Reloaded from `{result['output']}` with `predict_traits` and re-scored: "
+                  f"test acc_mean {r['acc_mean']:.4f}, r2_mean {r['r2_mean']:.4f} (largest "
+                  f"difference from the in-run figures {r['max_abs_diff_vs_in_run']:.1e})."]
     lines += ["", "Clip counts:", ""]
     lines += [f"- {k}: {c['clips']} clips, {c['empty']} empty transcripts, {c['truncated']} "
               "truncated" for k, c in result["counts"].items()]
@@ -135,10 +170,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report-only", action="store_true",
                         help="only regenerate the Markdown from the JSON")
+    parser.add_argument("--verify", action="store_true",
+                        help="with --report-only: re-score the saved folder's test figures")
     parser.add_argument("extra", nargs="*", help="extra pretrain-personality options (after --)")
     args = parser.parse_args()
     if args.report_only:
         result = json.loads(RESULT_JSON.read_text(encoding="utf-8"))
+        if args.verify:
+            verify(result)
     else:
         result = run(args.extra)
     RESULT_MD.write_text(render(result), encoding="utf-8")

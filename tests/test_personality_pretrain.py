@@ -154,6 +154,7 @@ def test_resume_matches_uninterrupted_run(tiny_encoder, corpus, tmp_path):
 
     assert _no_time(resumed["history"]) == _no_time(full["history"])
     assert resumed["test"] == full["test"]
+    assert resumed["epochs_completed"] == resumed["epochs_planned"] == 3
     wa = load_file(str(tmp_path / "a" / "model.safetensors"))
     wb = load_file(str(out_b / "model.safetensors"))
     assert wa.keys() == wb.keys()
@@ -183,3 +184,15 @@ def test_cli_bad_backbone_leaves_nothing(tmp_path, capsys):
     assert code != 0
     assert "no-such-model" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fi"]
+
+
+def test_finish_early_writes_the_best_completed_epoch(tiny_encoder, corpus, tmp_path):
+    config = _config(tiny_encoder, epochs=3)
+    out = tmp_path / "c"
+    with pytest.raises(FileNotFoundError, match="no completed epoch"):
+        pretrain_personality(config, corpus, out, stop_after_epochs=0, finish_early=True)
+    assert pretrain_personality(config, corpus, out, stop_after_epochs=1) is None
+    metrics = pretrain_personality(config, corpus, out, finish_early=True)
+    assert (metrics["epochs_completed"], metrics["epochs_planned"]) == (1, 3)
+    assert len(metrics["history"]) == 1 and metrics["best_epoch"] == 1
+    assert load_trait_head(out) is not None and not (tmp_path / "c.partial").exists()

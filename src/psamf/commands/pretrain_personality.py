@@ -69,6 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after-epochs", type=int, default=None,
                    help="end this call after N completed epochs, keeping <out>.partial/ to "
                         "resume (for time-sliced jobs)")
+    p.add_argument("--finish-early", action="store_true",
+                   help="train no further: write the output from the best epoch completed so far "
+                        "in <out>.partial/ (give the same options as the interrupted run)")
     p.set_defaults(func=run)
 
 
@@ -87,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     command = "psamf " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
     metrics = pretrain_personality(
         config, args.data, out, device=args.device, resume=args.resume,
-        stop_after_epochs=args.stop_after_epochs, command=command,
+        stop_after_epochs=args.stop_after_epochs, finish_early=args.finish_early,
+        command=command,
     )
     if metrics is None:
         print(f"stopped early; rerun the same command to resume from {out}.partial/")

@@ -250,12 +250,16 @@ def pretrain_personality(
     device: str | None = None,
     resume: bool = True,
     stop_after_epochs: int | None = None,
+    finish_early: bool = False,
     command: str = "",
 ) -> dict[str, Any] | None:
     """Run the recipe; return the metrics dict (also in ``<out>/metrics.json``).
 
     ``stop_after_epochs`` ends this call after that many epochs have completed (counting those
     resumed), leaving ``<out>.partial/`` for a later call to continue; it returns None then.
+    ``finish_early`` trains no further: it writes the output from the best epoch among those
+    already completed in ``<out>.partial/`` (the metrics record how many of the planned epochs
+    ran; the learning-rate schedule was planned for all of them).
     """
     config.validate()
     started = time.time()
@@ -308,8 +312,17 @@ def pretrain_personality(
         )
         state = {k: state[k] for k in ("epochs_done", "best_epoch", "best_score", "history")}
         log.info("resuming from %s after epoch %d", partial / "checkpoint", state["epochs_done"])
+    if finish_early:
+        if state["epochs_done"] == 0:
+            raise FileNotFoundError(
+                f"{partial / 'checkpoint'}: no completed epoch to finish from; run without "
+                "--finish-early first"
+            )
+        log.info("finishing early after %d of %d epochs, as asked", state["epochs_done"],
+                 config.epochs)
 
-    for epoch in range(state["epochs_done"], config.epochs):
+    for epoch in range(state["epochs_done"], state["epochs_done"] if finish_early
+                       else config.epochs):
         if stop_after_epochs is not None and epoch >= stop_after_epochs:
             log.info("stopping after epoch %d as asked; rerun to continue", epoch)
             return None
@@ -343,6 +356,7 @@ def pretrain_personality(
     metrics = _final_metrics(model, tokenizer, corpus, means, baselines, config, dev)
     metrics.update({
         "selection": SELECTION, "best_epoch": state["best_epoch"], "history": state["history"],
+        "epochs_completed": state["epochs_done"], "epochs_planned": config.epochs,
         "counts": counts, "seconds": round(time.time() - started, 1),
     })
     log.info("\n%s", metrics_table(metrics, traits))

@@ -31,6 +31,13 @@ def git_commit() -> str:
     return sha + ("+dirty" if dirty else "")
 
 
+def _epochs(metrics: dict[str, Any], cfg: dict[str, Any]) -> str:
+    done = metrics.get("epochs_completed", cfg["epochs"])
+    if done < cfg["epochs"]:
+        return f"{done} of {cfg['epochs']} planned epochs (finished early on request)"
+    return f"{cfg['epochs']} epochs"
+
+
 def metrics_table(metrics: dict[str, Any], traits: tuple[str, ...] | list[str]) -> str:
     """Markdown table: one row per (split, predictor), mean and per-trait accuracy and R²."""
     short = [t[:5] for t in traits]
@@ -100,7 +107,7 @@ evaluation, so the figures below cover every clip of each split.
 - loss `{cfg['loss']}`; AdamW, encoder lr {cfg['encoder_lr']}, head lr {cfg['head_lr']},
   weight decay {cfg['weight_decay']}; linear warmup ({cfg['warmup']} of the steps) then decay;
   gradient norm clipped at {cfg['grad_clip']}
-- {cfg['epochs']} epochs, batch {cfg['batch_size']}, max {cfg['max_tokens']} tokens, seed
+- {_epochs(metrics, cfg)}, batch {cfg['batch_size']}, max {cfg['max_tokens']} tokens, seed
   {cfg['seed']}{', limit ' + str(cfg['limit']) + ' clips per split' if cfg['limit'] else ''}
 - checkpoint selection: {metrics['selection']} — epoch {metrics['best_epoch']}; the test split
   was scored once, after selection
