@@ -73,16 +73,16 @@ def model_card(
     counts = metrics["counts"]
     date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     count_lines = "\n".join(
-        f"- {name}: {c['clips']} clips, {c['empty']} empty transcripts, "
+        f"- {name}: {c['clips']} clips, {c['empty']} empty transcript(s), "
         f"{c['truncated']} truncated to {cfg['max_tokens']} tokens"
         for name, c in counts.items()
     )
+    pooled = "first token" if cfg["pooling"] == "first" else "mean over real tokens"
     return f"""# Personality encoder ({cfg['backbone']}, First Impressions V2)
 
 A text encoder fine-tuned to read the Big Five ({', '.join(traits)}) from transcripts, with its
-trait head. It is the personality encoder of PSA-MF: P = the {cfg['pooling']}-pooled last-layer
-embedding ({'first token' if cfg['pooling'] == 'first' else 'mean over tokens'}), which is also
-what the head reads.
+trait head. It is the personality encoder of PSA-MF: P is the last layer's {pooled}, and the head
+reads P directly.
 
 - Load: `AutoModel.from_pretrained(folder)`, `AutoTokenizer.from_pretrained(folder)`; the head:
   `psamf.personality.load_trait_head(folder)`; scores: `psamf.personality.predict_traits(folder,
