@@ -1,12 +1,29 @@
-"""Trainer behaviour that the CLI tests do not reach: NaN stops training with a clear error."""
+"""Trainer behaviour beyond the main CLI test: NaN stops training; baseline; several seeds."""
 
 from __future__ import annotations
 
 import pytest
-from training_fixtures import fast_overrides, tiny_encoder
+import torch
+from training_fixtures import fast_overrides, read_json, tiny_encoder
 
 from psamf.cli import main
-from psamf.training import Trainer, TrainingDivergedError, apply_overrides, get_preset, prepare
+from psamf.training import (
+    Trainer,
+    TrainingDivergedError,
+    apply_overrides,
+    get_preset,
+    load_config,
+    prepare,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Single-threaded torch: the shared 2-core machine is not oversubscribed."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def test_a_nan_loss_stops_training_with_a_clear_error(tmp_path):
@@ -21,14 +38,22 @@ def test_a_nan_loss_stops_training_with_a_clear_error(tmp_path):
     assert not (tmp_path / "seed-0" / "metrics.json").exists()
 
 
-def test_text_finetune_baseline_trains_without_personality(tmp_path, capsys):
+def test_text_finetune_baseline_with_two_seeds_and_a_summary(tmp_path, capsys):
     encoder = tiny_encoder(tmp_path / "tiny")
     overrides = fast_overrides(encoder, tmp_path / "cache", epochs=1,
                                **{"model.model_type": "text_finetune"})
-    assert main(["train", "--out", str(tmp_path / "runs"), "--name", "tf", *overrides]) == 0
+    assert main(["train", "--out", str(tmp_path / "runs"), "--name", "tf", "--seeds", "1,2",
+                 *overrides]) == 0
     assert not (tmp_path / "cache").exists()  # personality skipped entirely
-    from psamf.training import load_config
-
-    config = load_config(tmp_path / "runs" / "tf")
+    run = tmp_path / "runs" / "tf"
+    config = load_config(run)
     assert config.model.model_type == "text_finetune" and config.model.audio_dim is None
-    assert "Test metrics" in capsys.readouterr().out
+    assert config.seeds == (1, 2)
+    per_seed = [read_json(run / f"seed-{s}" / "metrics.json")["test"]["mae"] for s in (1, 2)]
+    assert per_seed[0] != per_seed[1]  # different seeds, different runs
+    summary = read_json(run / "summary.json")["test"]
+    assert summary["mean"]["mae"] == pytest.approx(sum(per_seed) / 2)
+    assert summary["std"]["mae"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2 ** 0.5)
+    rows = (run / "summary.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["seed", "1", "2", "mean", "std"]
+    assert "mean ± std" in capsys.readouterr().out

@@ -216,8 +216,9 @@ class Trainer:
         loss = out.loss
         if loss is None or not torch.isfinite(loss):
             terms = {k: float(v.detach()) for k, v in out.losses.items()}
+            value = float(loss.detach()) if loss is not None else None
             raise TrainingDivergedError(
-                f"training loss became {float(loss) if loss is not None else None} at epoch "
+                f"training loss became {value} at epoch "
                 f"{epoch + 1}, step {loop['step_in_epoch'] + 1} (terms {terms}); lower "
                 "optim.lr_encoder / optim.lr_other, keep optim.grad_clip > 0, or check the data"
             )
