@@ -60,8 +60,15 @@ def run(args: argparse.Namespace) -> int:
         subset_splits,
     )
     from psamf.training.reports import SYNTHETIC_BANNER, markdown_table, summarize
-    from psamf.training.runs import best_weights, load_config, load_trained_model
+    from psamf.training.runs import (
+        best_weights,
+        load_config,
+        load_trained_model,
+        quiet_transformers,
+    )
     from psamf.training.trainer import evaluate_split, resolve_device
+
+    quiet_transformers(getattr(args, "verbose", False))
 
     config = load_config(args.run)
     seeds = [args.seed] if args.seed is not None else list(config.seeds)

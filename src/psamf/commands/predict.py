@@ -72,7 +72,9 @@ def load_frames(path: Path | None, name: str, width: int | None) -> tuple[np.nda
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from psamf.training.runs import load_trained_model
+    from psamf.training.runs import load_trained_model, quiet_transformers
+
+    quiet_transformers(getattr(args, "verbose", False))
 
     config, seed, model = load_trained_model(args.run, args.seed, device=args.device)
     device = torch.device(args.device)

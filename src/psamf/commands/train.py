@@ -76,8 +76,11 @@ def run(args: argparse.Namespace) -> int:
         create_run,
         default_run_name,
         load_config,
+        quiet_transformers,
         train_run,
     )
+
+    quiet_transformers(getattr(args, "verbose", False))
 
     command = "psamf " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.resume is not None:

@@ -192,3 +192,12 @@ def load_trained_model(run: str | Path, seed: int | None = None, *, device: str 
 def prepare_for_run(config: TrainConfig) -> Prepared:
     """The run's data, prepared as at training time (resume uses the saved, resolved config)."""
     return prepare(config)
+
+
+def quiet_transformers(verbose: bool = False) -> None:
+    """Hide transformers' per-load progress bars in CLI output (kept with ``psamf -v``)."""
+    if verbose:
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
