@@ -12,7 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel, MPNetConfig, MPNetModel
+from transformers import (
+    AutoTokenizer,
+    BertConfig,
+    BertModel,
+    MPNetConfig,
+    MPNetModel,
+    RobertaConfig,
+    RobertaModel,
+)
 
 from psamf.backbones import resolve_backbone
 
@@ -45,6 +53,19 @@ def make_tiny_mpnet(folder: Path, *, layers: int = 3, seed: int = 0) -> str:
         **TINY,
     )
     MPNetModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def make_tiny_roberta(folder: Path, *, layers: int = 2, seed: int = 0) -> str:
+    """A random RoBERTa (BERT layers, positions counted from its padding index) in ``folder``."""
+    tokenizer = _tokenizer()
+    torch.manual_seed(seed)
+    config = RobertaConfig(
+        vocab_size=tokenizer.vocab_size, num_hidden_layers=layers, max_position_embeddings=130,
+        pad_token_id=0, **TINY,
+    )
+    RobertaModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
 

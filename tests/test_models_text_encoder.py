@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_fixtures import make_tiny_bert, make_tiny_mpnet, single_thread
+from model_fixtures import make_tiny_bert, make_tiny_mpnet, make_tiny_roberta, single_thread
 from transformers import AutoModel
 
 from psamf.models import TextEncoder
@@ -16,10 +16,12 @@ def _one_thread():
         yield
 
 
-@pytest.fixture(scope="module", params=["bert", "mpnet"])
+MAKERS = {"bert": make_tiny_bert, "mpnet": make_tiny_mpnet, "roberta": make_tiny_roberta}
+
+
+@pytest.fixture(scope="module", params=sorted(MAKERS))
 def tiny(request, tmp_path_factory) -> str:
-    make = make_tiny_bert if request.param == "bert" else make_tiny_mpnet
-    return make(tmp_path_factory.mktemp(request.param))
+    return MAKERS[request.param](tmp_path_factory.mktemp(request.param))
 
 
 def _batch(length: int = 9) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,6 +100,26 @@ def test_real_minilm_equals_stock_forward():
     ours = TextEncoder.from_pretrained("minilm").eval()
     assert ours.num_layers == 6 and ours.hidden_size == 384
     ids, mask = _batch(12)
-    reference = stock(input_ids=ids, attention_mask=mask).last_hidden_state
-    torch.testing.assert_close(ours(ids, mask)[-1][mask.bool()], reference[mask.bool()],
-                               atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        reference = stock(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = ours(ids, mask)[-1]
+    torch.testing.assert_close(got[mask.bool()], reference[mask.bool()], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_real_mpnet_equals_stock_forward():
+    """The bert-base-sized MPNet, where it has been assembled (artifacts/mpnet)."""
+    from psamf.backbones import resolve_backbone
+
+    try:
+        path = resolve_backbone("mpnet")
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    stock = AutoModel.from_pretrained(path).eval()
+    ours = TextEncoder.from_pretrained(path).eval()
+    assert ours.num_layers == 12 and ours.hidden_size == 768
+    ids, mask = _batch(12)
+    with torch.no_grad():
+        reference = stock(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = ours(ids, mask)[-1]
+    torch.testing.assert_close(got[mask.bool()], reference[mask.bool()], atol=1e-4, rtol=1e-4)

@@ -86,9 +86,7 @@ class TextEncoder(nn.Module):
             return None
         encoder = self.model.encoder
         relative = positions[:, None, :] - positions[:, :, None]  # (B, L, L) key - query
-        buckets = encoder.relative_position_bucket(
-            relative, num_buckets=encoder.relative_attention_bias.num_embeddings
-        )
+        buckets = encoder.relative_position_bucket(relative)  # (B, L, L), same buckets as stock
         bias = encoder.relative_attention_bias(buckets)  # (B, L, L) -> (B, L, L, heads)
         return bias.permute(0, 3, 1, 2).contiguous()  # (B, L, L, heads) -> (B, heads, L, L)
 
