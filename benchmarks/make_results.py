@@ -1,0 +1,336 @@
+"""Generate ``benchmarks/RESULTS.md`` from the JSON result files (never edit RESULTS.md by hand).
+
+Reads ``benchmarks/results/<group>/<name>/seed-<k>.json`` (written by ``real_data.py``) and
+``benchmarks/results/speed/*.json`` (written by ``speed.py``); the queue in ``real_data.py`` says
+what is still pending.
+
+    .venv/bin/python benchmarks/make_results.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import real_data  # noqa: E402  (sibling script)
+
+ROOT = real_data.ROOT
+RESULTS = real_data.RESULTS
+OUT = ROOT / "benchmarks" / "RESULTS.md"
+
+METRICS: tuple[tuple[str, str], ...] = (
+    ("mae", "MAE"), ("corr", "Corr"), ("acc7", "Acc-7"), ("acc5", "Acc-5"),
+    ("acc2_has0", "Acc-2 has0"), ("f1_has0", "F1 has0"),
+    ("acc2_non0", "Acc-2 non0"), ("f1_non0", "F1 non0"),
+)
+LOWER_IS_BETTER = {"mae"}
+GROUP_TITLES = {
+    "mosi-minilm": "CMU-MOSI, MiniLM-L6 (text + audio; PSA-MF vs text-only fine-tuning)",
+    "mosi-mpnet": "CMU-MOSI, MPNet-base (text + audio; PSA-MF vs text-only fine-tuning)",
+    "mosei-minilm": "CMU-MOSEI, MiniLM-L6 (text only; PSA-MF text + personality vs text-only)",
+}
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+def load_results() -> dict[str, dict[int, dict[str, Any]]]:
+    """{experiment key: {seed: result}} for every result file on disk."""
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for path in sorted(RESULTS.glob("*/*/seed-*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        out.setdefault(data["experiment"], {})[int(data["seed"])] = data
+    return out
+
+
+def load_speed() -> list[dict[str, Any]]:
+    return [json.loads(p.read_text(encoding="utf-8"))
+            for p in sorted((RESULTS / "speed").glob("*.json"))]
+
+
+# --- formatting -----------------------------------------------------------------------------------
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return mean, std
+
+
+def fmt(key: str, value: float, *, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    digits = 3 if key in ("mae", "corr") else 2
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def fmt_ms(key: str, values: Sequence[float], *, signed: bool = False) -> str:
+    if not values:
+        return "–"
+    mean, std = mean_std(values)
+    if len(values) == 1:
+        return fmt(key, mean, signed=signed)
+    return f"{fmt(key, mean, signed=signed)} ± {fmt(key, std)}"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    return ",".join(str(s) for s in sorted(seeds)) or "–"
+
+
+# --- sections -------------------------------------------------------------------------------------
+
+
+def metric_row(label: str, runs: dict[int, dict[str, Any]]) -> list[str]:
+    return [label, f"{len(runs)} ({seeds_text(list(runs))})",
+            *(fmt_ms(k, [r["test"][k] for r in runs.values()]) for k, _ in METRICS)]
+
+
+def paired_deltas(runs: dict[int, dict[str, Any]], base: dict[int, dict[str, Any]],
+                  key: str) -> list[float]:
+    common = sorted(set(runs) & set(base))
+    return [runs[s]["test"][key] - base[s]["test"][key] for s in common]
+
+
+def comparison_section(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    members = [e for e in real_data.EXPERIMENTS if e.group == group]
+    lines = [f"### {GROUP_TITLES[group]}", ""]
+    budget = " ".join(real_data.BUDGETS[members[0].budget])
+    lines.append(f"Budget (the same for every row): `{budget}`; seeds as listed.")
+    lines.append("")
+    rows = [metric_row(e.label, results.get(e.key, {})) for e in members]
+    for exp in members:
+        if exp.baseline is None or exp.baseline not in results or exp.key not in results:
+            continue
+        runs, base = results[exp.key], results[exp.baseline]
+        common = sorted(set(runs) & set(base))
+        if not common:
+            continue
+        rows.append([f"Δ {exp.label} − {real_data.experiment(exp.baseline).label} "
+                     f"(paired by seed)", f"{len(common)} ({seeds_text(common)})",
+                     *(fmt_ms(k, paired_deltas(runs, base, k), signed=True)
+                       for k, _ in METRICS)])
+    lines += table(["model", "seeds", *(name for _, name in METRICS)], rows)
+    lines.append("")
+    lines += verdict_lines(group, results)
+    return lines
+
+
+def verdict_lines(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """PSA-MF vs baseline: is the difference of means larger than both spreads?"""
+    out: list[str] = []
+    for exp in real_data.EXPERIMENTS:
+        if exp.group != group or exp.baseline is None:
+            continue
+        runs, base = results.get(exp.key, {}), results.get(exp.baseline, {})
+        if len(runs) < 2 or len(base) < 2:
+            continue
+        for key, name in (("mae", "MAE"), ("acc2_non0", "Acc-2 non0"), ("f1_non0", "F1 non0")):
+            m1, s1 = mean_std([r["test"][key] for r in runs.values()])
+            m0, s0 = mean_std([r["test"][key] for r in base.values()])
+            gain = (m0 - m1) if key in LOWER_IS_BETTER else (m1 - m0)
+            spread = max(s0, s1)
+            word = "ahead" if gain > 0 else "behind"
+            beyond = "more" if abs(gain) > spread else "less"
+            out.append(f"- {name}: {exp.label} is {word} by {fmt(key, abs(gain))} "
+                       f"({beyond} than one std, max std {fmt(key, spread)}; "
+                       f"{len(runs)} vs {len(base)} seeds).")
+    if out:
+        out.append("")
+    return out
+
+
+def delta_section(group: str, title: str, results: dict[str, dict[int, dict[str, Any]]],
+                  intro: str) -> list[str]:
+    members = [e for e in real_data.EXPERIMENTS if e.group == group]
+    full = results.get(real_data.FULL, {})
+    lines = [f"### {title}", "", intro, ""]
+    keys = ("mae", "corr", "acc2_non0", "f1_non0", "acc2_has0", "acc7")
+    names = dict(METRICS)
+    rows = [["full PSA-MF (absolute)", f"{len(full)} ({seeds_text(list(full))})",
+             *(fmt_ms(k, [r["test"][k] for r in full.values()]) for k in keys), ""]]
+    for exp in members:
+        runs = results.get(exp.key, {})
+        common = sorted(set(runs) & set(full))
+        if not common:
+            rows.append([exp.label, "0", *("–" for _ in keys), exp.notes])
+            continue
+        rows.append([exp.label, f"{len(common)} ({seeds_text(common)})",
+                     *(fmt_ms(k, paired_deltas(runs, full, k), signed=True) for k in keys),
+                     exp.notes])
+    lines += table(["variant", "paired seeds", *(f"Δ {names[k]}" for k in keys), "note"], rows)
+    lines.append("")
+    lines.append("Δ = variant − full PSA-MF on the same seed (mean ± std over seeds); "
+                 "lower MAE is better, higher is better for the rest.")
+    lines.append("")
+    return lines
+
+
+def per_seed_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    lines = ["## Per-seed runs", "",
+             "Best epoch = the epoch whose validation MAE was lowest (its weights are the ones "
+             "tested). Wall time covers the whole `psamf train` process (data, personality "
+             "cache, training, validation, test), summed over resumed attempts.", ""]
+    rows = []
+    for exp in real_data.EXPERIMENTS:
+        for seed, r in sorted(results.get(exp.key, {}).items()):
+            p = r.get("personality_encoder")
+            if p is not None and not r.get("personality_pretrained"):
+                p = f"{p} (UNTUNED)"
+            rows.append([exp.key, str(seed), str(r["best_epoch"]), str(r["epochs_run"]),
+                         fmt("mae", r["valid"]["mae"]), fmt("mae", r["test"]["mae"]),
+                         fmt("acc2_non0", r["test"]["acc2_non0"]), f"{r['wall_s']:.0f}",
+                         fmt("acc2", statistics.median(r["epoch_s"])) if r["epoch_s"] else "–",
+                         p or "–", r["git_commit"][:12] + ("+dirty" if "dirty" in
+                                                             r["git_commit"] else "")])
+    if not rows:
+        return lines + ["(none yet)", ""]
+    lines += table(["experiment", "seed", "best epoch", "epochs run", "valid MAE", "test MAE",
+                    "test Acc-2 non0", "wall s", "s/epoch (median)", "personality encoder",
+                    "commit"], rows)
+    lines.append("")
+    return lines
+
+
+def speed_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    lines = ["## Speed and memory (CPU)", ""]
+    speed = load_speed()
+    for item in speed:
+        lines.append(f"### {item['title']}")
+        lines.append("")
+        lines.append(f"Command: `{item['command']}`; git {item['git_commit'][:12]}; "
+                     f"{item['machine']}; measured {item['measured_at']}.")
+        lines.append("")
+        lines += table(item["header"], item["rows"])
+        lines.append("")
+        for note in item.get("notes", []):
+            lines.append(f"- {note}")
+        lines.append("")
+    if not speed:
+        lines += ["(no speed results yet: `.venv/bin/python benchmarks/speed.py`)", ""]
+    lines += ["### Wall time per epoch, from the benchmark runs", "",
+              "Median over epochs 2.. of each run (an epoch = training + validation; the first "
+              "epoch of a process also holds start-up). The machine was shared with other jobs, "
+              "so these are upper bounds.", ""]
+    rows = []
+    for exp in real_data.EXPERIMENTS:
+        runs = results.get(exp.key, {})
+        epochs = [s for r in runs.values() for s in r.get("epoch_s", [])]
+        if epochs:
+            rows.append([exp.key, str(len(runs)), f"{statistics.median(epochs):.0f}",
+                         f"{min(epochs):.0f}–{max(epochs):.0f}",
+                         f"{statistics.median([r['wall_s'] for r in runs.values()]):.0f}"])
+    lines += table(["experiment", "runs", "s/epoch median", "range", "run wall s median"],
+                   rows) if rows else ["(no finished runs yet)"]
+    lines.append("")
+    for name in ("step_time", "overhead"):
+        found = [p for p in (ROOT / "benchmarks").glob(f"{name}.*") if p.suffix in (".md",
+                                                                                    ".json")]
+        for p in sorted(found):
+            lines.append(f"- Training-step figures ({name}): [{p.name}]({p.name})")
+    lines.append("")
+    return lines
+
+
+def pending_section() -> list[str]:
+    lines = ["## Pending", ""]
+    rows = []
+    for exp in real_data.EXPERIMENTS:
+        missing = [s for s in exp.seeds if not real_data.Job(exp, s).result_path.is_file()]
+        if missing:
+            started = [s for s in missing if real_data.Job(exp, s).run_dir.exists()]
+            rows.append([exp.key, seeds_text(missing),
+                         seeds_text(started) if started else "–",
+                         f"`.venv/bin/python benchmarks/real_data.py run --group {exp.group} "
+                         "--commit`"])
+    if not rows:
+        return lines + ["Nothing: every queued experiment has its result file.", ""]
+    lines.append("Result files not there yet (generated from the queue in `real_data.py`). "
+                 "Rerunning the command skips what is done and resumes started runs.")
+    lines.append("")
+    lines += table(["experiment", "missing seeds", "started (resumable)", "command"], rows)
+    lines.append("")
+    return lines
+
+
+def personality_note(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    untuned = sorted({f"{r['experiment']} seed {r['seed']}" for runs in results.values()
+                      for r in runs.values()
+                      if r.get("personality_encoder") and not r.get("personality_pretrained")})
+    encoders = sorted({r["personality_encoder"] for runs in results.values()
+                       for r in runs.values() if r.get("personality_encoder")})
+    lines = []
+    if encoders:
+        lines.append("Personality encoder(s) giving P in these runs: "
+                     + ", ".join(f"`{e}`" for e in encoders) + ".")
+    if untuned:
+        lines += ["", "> **Warning: these PSA-MF runs used an UNTUNED personality encoder** "
+                  "(no trait head: P is a plain MiniLM sentence embedding, not a personality "
+                  "representation): " + "; ".join(untuned) + "."]
+    return lines + [""] if lines else []
+
+
+def render() -> str:
+    results = load_results()
+    lines = [
+        "# Benchmarks on real CMU-MOSI and CMU-MOSEI",
+        "",
+        "<!-- generated by benchmarks/make_results.py from benchmarks/results/**.json; "
+        "do not edit by hand -->",
+        "",
+        "Every number below was measured by `benchmarks/real_data.py` / `benchmarks/speed.py` on "
+        "this project's 2-core CPU machine (shared with other jobs) and is read from the JSON "
+        "result files, which also hold each run's command, seed, encoders, git commit, wall "
+        "time and per-epoch history. Protocol: standard folds; the checkpoint is the epoch with "
+        "the lowest validation MAE; the test split is evaluated once, on that checkpoint. "
+        "PSA-MF and its text-only baseline use the same encoder, seeds and budget. Metrics: "
+        "MAE, Pearson Corr, Acc-7, Acc-5, and Acc-2 / weighted F1 in both conventions (has0 = "
+        "negative vs non-negative over all utterances; non0 = negative vs positive over "
+        "utterances with a non-zero label, the figure papers usually print). mean ± sample std "
+        "over seeds. Published figures to compare with are in `../shared/docs/PSA-MF.md`.",
+        "",
+        "MOSI here has real text and audio features and no video (see the data README); "
+        "MOSEI has text only.",
+        "",
+    ]
+    lines += personality_note(results)
+    lines += ["## Main comparisons", ""]
+    for group in ("mosi-minilm", "mosi-mpnet", "mosei-minilm"):
+        lines += comparison_section(group, results)
+    lines += ["## MOSI ablations and design choices (MiniLM)", ""]
+    lines += delta_section("ablation", "The paper's ablations", results,
+                           "Each variant removes one component (a flag of `PSAMFConfig`); "
+                           "same budget and seeds as full PSA-MF.")
+    lines += delta_section("design", "Design choices the paper leaves open", results,
+                           "Full PSA-MF uses: pretrained fusion layer N, fixed contrastive "
+                           "scale ln(1/0.07), alignment at hidden state 5 of MiniLM's 0..6.")
+    lines += per_seed_section(results)
+    lines += speed_section(results)
+    lines += pending_section()
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> int:
+    text = render()
+    tmp = OUT.with_suffix(".md.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, OUT)
+    print(f"wrote {os.path.relpath(OUT, Path.cwd())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,548 @@
+"""Benchmarks on real CMU-MOSI and CMU-MOSEI: a resumable queue of ``psamf train`` runs.
+
+Every experiment is one ``psamf train`` run of one seed. Its result lands in
+``benchmarks/results/<group>/<name>/seed-<k>.json`` (test + valid metrics of the checkpoint chosen
+on validation MAE, per-epoch history, the exact command, seed, encoders, git commit, wall time);
+``benchmarks/make_results.py`` turns those files into ``benchmarks/RESULTS.md``.
+
+The queue skips experiments whose result file exists and resumes interrupted run folders
+(``psamf train --resume``), so rerunning the same command continues where the last session
+stopped. Runs go one at a time (the machine is shared). PSA-MF runs wait for the pretrained
+personality encoder (``artifacts/personality-minilm`` with its trait head); meanwhile the queue
+runs the next job that does not need it. One experiment deliberately gives P from the plain
+(untuned) MiniLM, to measure what personality pretraining adds. Results record the encoder.
+
+    .venv/bin/python benchmarks/real_data.py list              # the queue and what is done
+    .venv/bin/python benchmarks/real_data.py run --commit      # everything, in priority order
+    .venv/bin/python benchmarks/real_data.py run --group mosi-mpnet --commit
+    .venv/bin/python benchmarks/real_data.py run --deadline 10:05 --commit   # stop (resumably)
+
+Groups, in queue order: mosi-minilm (PSA-MF vs text-only, 5 seeds, interleaved), ablation,
+design, mosei-minilm, mosi-mpnet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+RUNS = ROOT / "artifacts" / "bench-runs"
+LOGS = ROOT / "artifacts" / "bench-logs"
+PERSONALITY = "artifacts/personality-minilm"  # relative: runs start in ROOT
+UNTUNED_PERSONALITY = "minilm"
+
+# Training budgets: the same for PSA-MF and its baseline. The authors' presets (batch 256/128,
+# up to 100 epochs) take days on a 2-core CPU; these converge in minutes (MOSI MiniLM) to hours.
+# Checkpoint = best validation MAE; ReduceLROnPlateau and early stopping on validation MAE.
+BUDGETS: dict[str, tuple[str, ...]] = {
+    "mosi-minilm": (
+        "--preset", "cpu", "--data", "mosi", "model.text_encoder=minilm", "epochs=10",
+        "batch_size=32", "eval_batch_size=64", "optim.lr_encoder=5e-5", "optim.lr_other=5e-4",
+        "optim.plateau_patience=1", "early_stopping_patience=3",
+    ),
+    "mosi-mpnet": (
+        "--preset", "cpu", "--data", "mosi", "model.text_encoder=mpnet", "epochs=6",
+        "batch_size=32", "eval_batch_size=64", "optim.lr_encoder=5e-5", "optim.lr_other=5e-4",
+        "optim.plateau_patience=1", "early_stopping_patience=2",
+    ),
+    "mosei-minilm": (
+        "--preset", "cpu", "--data", "mosei", "model.text_encoder=minilm", "epochs=4",
+        "batch_size=32", "eval_batch_size=64", "optim.lr_encoder=5e-5", "optim.lr_other=5e-4",
+        "optim.plateau_patience=0", "early_stopping_patience=2",
+    ),
+}
+
+TEXT_ONLY = ("model.model_type=text_finetune",)
+PSAMF = ("model.model_type=psamf",)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One model setting; ``seeds`` of it are queued."""
+
+    group: str
+    name: str
+    label: str
+    budget: str
+    overrides: tuple[str, ...]
+    seeds: tuple[int, ...]
+    baseline: str | None = None  # "group/name" this one is compared with (same seeds)
+    notes: str = ""
+    personality: str = "pretrained"  # P from PERSONALITY ("pretrained") or plain MiniLM
+
+    @property
+    def key(self) -> str:
+        return f"{self.group}/{self.name}"
+
+    def uses_personality(self) -> bool:
+        return ("model.model_type=text_finetune" not in self.overrides
+                and "model.use_personality=false" not in self.overrides)
+
+    def waits_for_personality(self) -> bool:
+        return self.uses_personality() and self.personality == "pretrained"
+
+
+@dataclass(frozen=True)
+class Job:
+    experiment: Experiment
+    seed: int
+
+    @property
+    def result_path(self) -> Path:
+        return RESULTS / self.experiment.group / self.experiment.name / f"seed-{self.seed}.json"
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.experiment.group}--{self.experiment.name}--seed-{self.seed}"
+
+    @property
+    def run_dir(self) -> Path:
+        return RUNS / self.run_name
+
+
+MOSI_SEEDS = (1, 2, 3, 4, 5)
+FEW_SEEDS = (1, 2, 3)
+FULL = "mosi-minilm/psamf"
+
+EXPERIMENTS: tuple[Experiment, ...] = (
+    Experiment(group="mosi-minilm", name="psamf", label="PSA-MF (MiniLM)",
+               budget="mosi-minilm", overrides=PSAMF, seeds=MOSI_SEEDS,
+               baseline="mosi-minilm/text-finetune"),
+    Experiment(group="mosi-minilm", name="text-finetune", label="text-only fine-tuning (MiniLM)",
+               budget="mosi-minilm", overrides=TEXT_ONLY, seeds=MOSI_SEEDS),
+    # P from the plain MiniLM (no personality pretraining): does the pretraining matter?
+    Experiment(group="mosi-minilm", name="psamf-untuned-personality",
+               label="PSA-MF, untuned personality encoder (plain MiniLM gives P)",
+               budget="mosi-minilm", overrides=PSAMF, seeds=FEW_SEEDS,
+               baseline="mosi-minilm/text-finetune", personality="untuned"),
+    # The paper's ablations: each removes one component (config flags of PSAMFConfig).
+    *(Experiment(group="ablation", name=name, label=label, budget="mosi-minilm",
+                 overrides=(*PSAMF, flag), seeds=MOSI_SEEDS, baseline=FULL)
+      for name, label, flag in (
+          ("no-personality", "w/o personality features", "model.use_personality=false"),
+          ("no-prefusion", "w/o pre-fusion", "model.use_prefusion=false"),
+          ("no-enhanced-fusion", "w/o enhanced fusion", "model.use_enhanced_fusion=false"),
+          ("no-ps-loss", "w/o L_ps", "model.use_ps_loss=false"),
+          ("no-clm-loss", "w/o L_clm", "model.use_clm_loss=false"),
+      )),
+    # Design choices the paper leaves open.
+    Experiment(group="design", name="fusion-layer-fresh",
+               label="fusion layer N re-initialised (authors' code)", budget="mosi-minilm",
+               overrides=(*PSAMF, "model.fusion_layer_init=fresh"), seeds=MOSI_SEEDS,
+               baseline=FULL, notes="default: pretrained layer N"),
+    Experiment(group="design", name="contrastive-scale-learned",
+               label="contrastive scale learned", budget="mosi-minilm",
+               overrides=(*PSAMF, "model.contrastive_scale=learned"), seeds=MOSI_SEEDS,
+               baseline=FULL, notes="default: fixed ln(1/0.07)"),
+    # Alignment hidden state: MiniLM has 6 layers (states 0..6); default 5 (= round(10/12 * 6)),
+    # 6 reads layer N's output, i.e. after pre-fusion.
+    *(Experiment(group="design", name=f"align-layer-{layer}",
+                 label=f"alignment at hidden state {layer}", budget="mosi-minilm",
+                 overrides=(*PSAMF, f"model.align_layer={layer}"), seeds=MOSI_SEEDS,
+                 baseline=FULL, notes="default: hidden state 5 of 0..6")
+      for layer in (1, 2, 3, 4, 6)),
+    Experiment(group="mosei-minilm", name="psamf", label="PSA-MF text + personality (MiniLM)",
+               budget="mosei-minilm", overrides=PSAMF, seeds=FEW_SEEDS,
+               baseline="mosei-minilm/text-finetune"),
+    Experiment(group="mosei-minilm", name="text-finetune", label="text-only fine-tuning (MiniLM)",
+               budget="mosei-minilm", overrides=TEXT_ONLY, seeds=FEW_SEEDS),
+    Experiment(group="mosi-mpnet", name="psamf", label="PSA-MF (MPNet)", budget="mosi-mpnet",
+               overrides=PSAMF, seeds=FEW_SEEDS, baseline="mosi-mpnet/text-finetune"),
+    Experiment(group="mosi-mpnet", name="text-finetune", label="text-only fine-tuning (MPNet)",
+               budget="mosi-mpnet", overrides=TEXT_ONLY, seeds=FEW_SEEDS),
+)
+GROUPS: tuple[str, ...] = ("mosi-minilm", "ablation", "design", "mosei-minilm", "mosi-mpnet")
+
+
+def experiment(key: str) -> Experiment:
+    for exp in EXPERIMENTS:
+        if exp.key == key:
+            return exp
+    raise KeyError(key)
+
+
+def queue(groups: tuple[str, ...] = GROUPS) -> list[Job]:
+    """Jobs in priority order: group by group, and inside a group seed by seed (interleaved)."""
+    jobs: list[Job] = []
+    for group in groups:
+        members = [e for e in EXPERIMENTS if e.group == group]
+        for seed in sorted({s for e in members for s in e.seeds}):
+            jobs.extend(Job(e, seed) for e in members if seed in e.seeds)
+    return jobs
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def personality_ready() -> bool:
+    return (ROOT / PERSONALITY / "trait_head.json").is_file() and \
+        (ROOT / PERSONALITY / "config.json").is_file()
+
+
+def git_commit() -> str:
+    """HEAD, with ``+dirty`` when tracked files under src/ differ from it."""
+    try:
+        sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
+                                "--untracked-files=no", "--", "src"], check=True,
+                               capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def train_args(job: Job) -> list[str]:
+    exp = job.experiment
+    args = ["train", *BUDGETS[exp.budget], *exp.overrides, f"seeds={job.seed}"]
+    if exp.uses_personality():
+        untuned = exp.personality == "untuned"
+        args.append(f"personality_encoder={UNTUNED_PERSONALITY if untuned else PERSONALITY}")
+    return args
+
+
+# --- running one job ------------------------------------------------------------------------------
+
+EPOCH_LINE = re.compile(r"seed \d+ epoch (\d+)/(\d+): ")
+ATTEMPTS_FILE = "bench_attempts.json"
+
+
+@dataclass
+class Attempt:
+    command: str
+    commit: str
+    started: str
+    wall_s: float = 0.0
+    rc: int | None = None
+    epoch_end_s: dict[str, float] = field(default_factory=dict)  # epoch -> seconds after start
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _attempts(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / ATTEMPTS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+
+
+def _save_attempt(run_dir: Path, attempt: Attempt, index: int) -> None:
+    items = _attempts(run_dir)
+    if index < len(items):
+        items[index] = attempt.as_dict()
+    else:
+        items.append(attempt.as_dict())
+    write_json(run_dir / ATTEMPTS_FILE, items)
+
+
+class DeadlineReached(Exception):
+    """The run was stopped at --deadline; it resumes from its last checkpoint next time."""
+
+
+def run_psamf(job: Job, *, deadline: float | None) -> int:
+    """Start or resume the job's run folder; stream and timestamp its log; return its exit code."""
+    run_dir = job.run_dir
+    if run_dir.exists() and not (run_dir / "config.yaml").is_file():
+        broken = run_dir.with_name(run_dir.name + f".broken-{int(time.time())}")
+        print(f"[bench] {run_dir} has no config.yaml; moved to {broken.name}", flush=True)
+        shutil.move(str(run_dir), broken)
+    if run_dir.exists():
+        args = ["train", "--resume", os.path.relpath(run_dir, ROOT), "--no-progress"]
+    else:
+        RUNS.mkdir(parents=True, exist_ok=True)
+        args = [*train_args(job), "--out", os.path.relpath(RUNS, ROOT),
+                "--name", job.run_name, "--no-progress"]
+    command = "psamf " + " ".join(shlex.quote(a) for a in args)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log_path = LOGS / f"{job.run_name}.log"
+    env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
+           "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
+    attempt = Attempt(command=command, commit=git_commit(), started=now())
+    index = len(_attempts(run_dir)) if run_dir.exists() else None
+    print(f"[bench] {job.experiment.key} seed {job.seed}: {command}", flush=True)
+    start = time.monotonic()
+    stopped = False
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"\n[bench {now()}] {command}\n")
+        proc = subprocess.Popen([sys.executable, "-m", "psamf", *args], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                bufsize=1)
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                elapsed = time.monotonic() - start
+                log.write(line)
+                log.flush()
+                match = EPOCH_LINE.search(line)
+                if match:
+                    attempt.epoch_end_s[match.group(1)] = round(elapsed, 2)
+                    print(f"[bench]   {line.strip()}", flush=True)
+                if deadline is not None and time.time() > deadline and proc.poll() is None:
+                    stopped = True
+                    proc.send_signal(signal.SIGTERM)
+            proc.wait()
+        except BaseException:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait()
+            raise
+        finally:
+            attempt.wall_s = round(time.monotonic() - start, 2)
+            attempt.rc = proc.returncode
+            if run_dir.exists():
+                if index is None:
+                    index = len(_attempts(run_dir))
+                _save_attempt(run_dir, attempt, index)
+    if stopped:
+        raise DeadlineReached(job.run_name)
+    return proc.returncode
+
+
+def _epoch_seconds(attempts: list[dict[str, Any]]) -> list[float]:
+    """Seconds per epoch (training + validation), from consecutive epoch ends within an attempt.
+
+    The first epoch of each attempt also holds start-up (data, P cache, model load), so it is
+    left out.
+    """
+    out: list[float] = []
+    for attempt in attempts:
+        ends = sorted((int(k), v) for k, v in attempt.get("epoch_end_s", {}).items())
+        out.extend(round(b[1] - a[1], 2) for a, b in zip(ends, ends[1:], strict=False)
+                   if b[0] == a[0] + 1)
+    return out
+
+
+def collect(job: Job) -> dict[str, Any] | None:
+    """Build the result JSON from a finished run folder (None if the seed has not finished)."""
+    seed_dir = job.run_dir / f"seed-{job.seed}"
+    metrics_path = seed_dir / "metrics.json"
+    if not metrics_path.is_file():
+        return None
+    import yaml
+
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    config = yaml.safe_load((job.run_dir / "config.yaml").read_text(encoding="utf-8"))
+    run_info = json.loads((job.run_dir / "run.json").read_text(encoding="utf-8"))
+    attempts = _attempts(job.run_dir)
+    exp = job.experiment
+    p_encoder = config.get("personality_encoder") if exp.uses_personality() else None
+    p_pretrained = None
+    if p_encoder is not None:
+        p_pretrained = (ROOT / p_encoder / "trait_head.json").is_file()
+    first = attempts[0] if attempts else {}
+    return {
+        "experiment": exp.key,
+        "group": exp.group,
+        "name": exp.name,
+        "label": exp.label,
+        "baseline": exp.baseline,
+        "seed": job.seed,
+        "dataset": config["data"]["name"],
+        "dataset_sizes": run_info.get("dataset", {}).get("sizes"),
+        "encoder": config["model"]["text_encoder"],
+        "model_type": config["model"]["model_type"],
+        "personality_encoder": p_encoder,
+        "personality_pretrained": p_pretrained,
+        "budget": exp.budget,
+        "command": first.get("command", run_info.get("command")),
+        "resume_commands": [a["command"] for a in attempts[1:]],
+        "git_commit": first.get("commit", "unknown"),
+        "git_commits": sorted({a.get("commit", "unknown") for a in attempts}),
+        "wall_s": round(sum(a.get("wall_s", 0.0) for a in attempts), 2),
+        "attempts": len(attempts),
+        "epoch_s": _epoch_seconds(attempts),
+        "finished_at": now(),
+        "machine": {"cpus": os.cpu_count()},
+        "best_epoch": metrics.get("best_epoch"),
+        "epochs_run": metrics.get("epochs_run"),
+        "stopped_early": metrics.get("stopped_early"),
+        "test": metrics["test"],
+        "valid": metrics["valid"],
+        "history": metrics.get("history", []),
+        "config": config,
+        "run_dir": os.path.relpath(job.run_dir, ROOT),
+    }
+
+
+# --- git ------------------------------------------------------------------------------------------
+
+
+def commit_paths(paths: list[Path], message: str) -> None:
+    """Commit exactly ``paths`` (retrying while another engineer holds the index lock)."""
+    rel = [os.path.relpath(p, ROOT) for p in paths if p.exists()]
+    for attempt in range(30):
+        add = subprocess.run(["git", "-C", str(ROOT), "add", "--", *rel],
+                             capture_output=True, text=True)
+        if add.returncode == 0:
+            done = subprocess.run(["git", "-C", str(ROOT), "commit", "-q", "-m", message, "--",
+                                   *rel], capture_output=True, text=True)
+            if done.returncode == 0 or "nothing" in done.stdout + done.stderr:
+                return
+            err = done.stderr
+        else:
+            err = add.stderr
+        if "index.lock" not in err:
+            print(f"[bench] git commit failed: {err.strip()}", flush=True)
+            return
+        time.sleep(2 + attempt)
+    print("[bench] git index stayed locked; commit these files by hand: " + " ".join(rel))
+
+
+def regenerate_results() -> Path:
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_results.py")], check=True,
+                   cwd=ROOT)
+    return ROOT / "benchmarks" / "RESULTS.md"
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+def _parse_deadline(text: str | None) -> float | None:
+    """``HH:MM`` (UTC, today or tomorrow) or seconds from now, as an epoch time."""
+    if text is None:
+        return None
+    if ":" not in text:
+        return time.time() + float(text)
+    hour, minute = (int(x) for x in text.split(":"))
+    nowdt = dt.datetime.now(dt.timezone.utc)
+    target = nowdt.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if target < nowdt - dt.timedelta(hours=12):
+        target += dt.timedelta(days=1)
+    return target.timestamp()
+
+
+def _selected(args: argparse.Namespace) -> list[Job]:
+    groups = tuple(args.group) if args.group else GROUPS
+    unknown = sorted(set(groups) - set(GROUPS))
+    if unknown:
+        sys.exit(f"unknown group(s) {unknown}; choose from {list(GROUPS)}")
+    jobs = queue(groups)
+    if args.seeds:
+        wanted = {int(s) for s in args.seeds.split(",")}
+        jobs = [j for j in jobs if j.seed in wanted]
+    return jobs
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for job in _selected(args):
+        if job.result_path.is_file():
+            state = "done"
+        elif job.run_dir.exists():
+            state = "started (resumable)"
+        else:
+            state = "queued"
+        print(f"{state:20s} {job.experiment.key:40s} seed {job.seed}")
+    return 0
+
+
+def _jobs_todo(jobs: list[Job]) -> Iterator[Job]:
+    for job in jobs:
+        if not job.result_path.is_file():
+            yield job
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    deadline = _parse_deadline(args.deadline)
+    jobs = _selected(args)
+    failed: set[str] = set()
+    waiting_logged = False
+    while True:
+        if deadline is not None and time.time() > deadline:
+            print("[bench] deadline reached; rerun the same command to continue", flush=True)
+            return 0
+        todo = [j for j in _jobs_todo(jobs) if j.run_name not in failed]
+        if not todo:
+            print("[bench] nothing left to run in the selected groups", flush=True)
+            return 0
+        runnable = [j for j in todo if not j.experiment.waits_for_personality()
+                    or personality_ready() or j.run_dir.exists()]
+        if not runnable:
+            if not waiting_logged:
+                print(f"[bench] waiting for {PERSONALITY}/trait_head.json (the PSA-MF runs left "
+                      "need the pretrained personality encoder)", flush=True)
+                waiting_logged = True
+            if args.no_wait:
+                return 0
+            time.sleep(30)
+            continue
+        job = runnable[0]
+        result = collect(job)
+        if result is None:
+            try:
+                rc = run_psamf(job, deadline=deadline)
+            except DeadlineReached:
+                print(f"[bench] stopped {job.run_name} at the deadline; it will resume",
+                      flush=True)
+                return 0
+            if rc != 0:
+                print(f"[bench] {job.run_name} failed with exit code {rc}; see "
+                      f"{LOGS / (job.run_name + '.log')}", flush=True)
+                failed.add(job.run_name)
+                continue
+            result = collect(job)
+            if result is None:
+                print(f"[bench] {job.run_name}: no metrics.json after a clean exit", flush=True)
+                failed.add(job.run_name)
+                continue
+        write_json(job.result_path, result)
+        test = result["test"]
+        print(f"[bench] {job.experiment.key} seed {job.seed}: test MAE {test['mae']:.4f} "
+              f"Acc-2 non0 {test['acc2_non0']:.2f} (best epoch {result['best_epoch']}, "
+              f"{result['wall_s']:.0f} s) -> {os.path.relpath(job.result_path, ROOT)}",
+              flush=True)
+        results_md = regenerate_results()
+        if args.commit:
+            commit_paths([job.result_path, results_md],
+                         f"benchmarks: {job.experiment.key} seed {job.seed} result")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("list", "run"):
+        p = sub.add_parser(name)
+        p.add_argument("--group", action="append", choices=GROUPS,
+                       help="only these groups (repeatable; default all, in queue order)")
+        p.add_argument("--seeds", default=None, help="only these seeds, e.g. 1,2")
+    run = sub.choices["run"]
+    run.add_argument("--deadline", default=None,
+                     help="HH:MM UTC (or seconds from now): stop the current run there "
+                          "(it resumes next time) and start nothing after it")
+    run.add_argument("--commit", action="store_true",
+                     help="git-commit each result file and RESULTS.md as they land")
+    run.add_argument("--no-wait", action="store_true",
+                     help="exit instead of waiting when only PSA-MF runs are left and the "
+                          "personality encoder is missing")
+    args = parser.parse_args(argv)
+    return cmd_list(args) if args.command == "list" else cmd_run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

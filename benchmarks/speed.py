@@ -1,0 +1,239 @@
+"""Speed and memory on CPU: inference throughput and latency, peak memory of a MOSEI training run.
+
+    .venv/bin/python benchmarks/speed.py inference [--run RUN_DIR]   # quick (a minute or two)
+    .venv/bin/python benchmarks/speed.py memory                      # a MOSEI run of ~200 steps
+
+``inference`` times ``psamf predict``'s model path (tokenize, personality encoder -> P, model
+forward) on real MOSI test transcripts and audio: utterances/s at batch 64 and single-utterance
+latency, for PSA-MF and the text-only baseline (same MiniLM). Weights do not change the cost, so
+without a trained run the models are built fresh from their configs (recorded in the result).
+``memory`` runs ``psamf train`` on MOSEI (text + personality) for a few hundred steps and records
+the peak resident memory of that process (``wait4`` rusage), its wall time and steps/s.
+
+Results: ``benchmarks/results/speed/{inference,mosei_train_memory}.json``; RESULTS.md shows them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import real_data  # noqa: E402  (sibling script)
+
+ROOT = real_data.ROOT
+SPEED = real_data.RESULTS / "speed"
+DEFAULT_RUN = real_data.RUNS / "mosi-minilm--psamf--seed-1"
+
+
+def machine() -> str:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
+            f"load average at start {load}")
+
+
+def _personality_encoder() -> str:
+    return real_data.PERSONALITY if real_data.personality_ready() else real_data.UNTUNED_PERSONALITY
+
+
+# --- inference ------------------------------------------------------------------------------------
+
+
+def _models(run: Path | None) -> tuple[list[tuple[str, Any, Any]], str]:
+    """[(label, model, personality encoder or None)], and where the weights came from."""
+    from psamf.models import PSAMFConfig, build_model
+    from psamf.models.personality_encoder import PersonalityEncoder
+
+    if run is not None and (run / "config.yaml").is_file():
+        from psamf.training.runs import load_trained_model
+
+        config, seed, model = load_trained_model(run)
+        p_enc = PersonalityEncoder(config.personality_encoder) if config.uses_personality() \
+            else None
+        psamf = ("PSA-MF (MiniLM, audio, P computed per call)", model, p_enc)
+        source = f"trained run {os.path.relpath(run, ROOT)} seed {seed}"
+    else:
+        p_name = _personality_encoder()
+        p_enc = PersonalityEncoder(str(ROOT / p_name) if p_name != "minilm" else p_name)
+        config = PSAMFConfig(text_encoder="minilm", audio_dim=73, personality_dim=p_enc.hidden_size)
+        psamf = ("PSA-MF (MiniLM, audio, P computed per call)", build_model(config).eval(), p_enc)
+        source = f"untrained weights built from the default config (personality encoder {p_name})"
+    text = build_model(PSAMFConfig(text_encoder="minilm", model_type="text_finetune")).eval()
+    return [psamf, ("text-only fine-tuning (MiniLM)", text, None)], source
+
+
+def _predict(model: Any, p_enc: Any, texts: list[str], audio: Any, lengths: Any) -> Any:
+    """The model path of ``psamf predict`` for a batch of transcripts (+ audio)."""
+    import torch
+
+    with torch.no_grad():
+        batch = model.tokenize(texts)
+        if p_enc is not None:
+            batch["personality"] = p_enc.encode(texts)
+        if "audio" in model.config.modality_widths():
+            batch["audio"], batch["audio_lengths"] = audio, lengths
+        return model(**batch).prediction
+
+
+def inference(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from psamf.data import load_dataset
+
+    load_at_start = machine()
+    test = load_dataset("mosi").splits["test"]
+    texts = list(test.texts)
+    frames = torch.from_numpy(test.modalities["audio"].features)
+    lengths = torch.from_numpy(test.modalities["audio"].lengths)
+    run = Path(args.run) if args.run else (DEFAULT_RUN if DEFAULT_RUN.is_dir() else None)
+    models, source = _models(run)
+    batch, n_batches = 64, args.batches
+    rows, raw = [], {}
+    for label, model, p_enc in models:
+        _predict(model, p_enc, texts[:batch], frames[:batch], lengths[:batch])  # warm-up
+        rates = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            for b in range(n_batches):
+                sl = slice(b * batch, (b + 1) * batch)
+                _predict(model, p_enc, texts[sl], frames[sl], lengths[sl])
+            rates.append(batch * n_batches / (time.perf_counter() - start))
+        for i in range(3):
+            _predict(model, p_enc, texts[i:i + 1], frames[i:i + 1], lengths[i:i + 1])
+        latencies = []
+        for i in range(args.single):
+            start = time.perf_counter()
+            _predict(model, p_enc, texts[i:i + 1], frames[i:i + 1], lengths[i:i + 1])
+            latencies.append((time.perf_counter() - start) * 1000)
+        latencies.sort()
+        raw[label] = {"utt_per_s": rates, "latency_ms": latencies}
+        rows.append([label, f"{statistics.median(rates):.1f}",
+                     f"{min(rates):.1f}–{max(rates):.1f}",
+                     f"{statistics.median(latencies):.1f}",
+                     f"{latencies[int(0.9 * (len(latencies) - 1))]:.1f}"])
+    cli = _cli_predict(run)
+    notes = [f"Weights: {source}.",
+             f"Throughput: {n_batches} batches of {batch} MOSI test utterances, {args.repeats} "
+             "repeats (median and range shown), after one warm-up batch; includes tokenization "
+             "and, for PSA-MF, the personality encoder computing P (as `psamf predict` does).",
+             f"Latency: {args.single} single utterances one after another, median and p90.",
+             f"torch threads: {torch.get_num_threads()}. The machine was shared with other jobs: "
+             "treat these as lower bounds on speed."]
+    if cli is not None:
+        notes.append(f"Whole `psamf predict` process (start-up, loading the run and both "
+                     f"encoders, one prediction): {cli:.1f} s.")
+    return {
+        "title": "Inference on CPU: `psamf predict`'s model path",
+        "command": "benchmarks/speed.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "git_commit": real_data.git_commit(),
+        "machine": load_at_start,
+        "measured_at": real_data.now(),
+        "header": ["model", "utterances/s (batch 64)", "range", "latency ms (1 utterance, "
+                   "median)", "latency ms p90"],
+        "rows": rows,
+        "notes": notes,
+        "raw": raw,
+        "predict_process_s": cli,
+    }
+
+
+def _cli_predict(run: Path | None) -> float | None:
+    if run is None or not (run / "seed-1" / "best" / "model.safetensors").is_file():
+        return None
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "psamf", "predict", str(run), "--text",
+                           "i really liked this movie"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
+    wall = time.perf_counter() - start
+    return wall if proc.returncode == 0 else None
+
+
+# --- memory ---------------------------------------------------------------------------------------
+
+
+def memory(args: argparse.Namespace) -> dict[str, Any]:
+    load_at_start = machine()
+    out = real_data.ROOT / "artifacts" / "bench-speed"
+    name = f"mosei-memory-{int(time.time())}"
+    steps = args.steps
+    train_args = ["train", *real_data.BUDGETS["mosei-minilm"], "model.model_type=psamf",
+                  "epochs=1", "seeds=1", f"data.limit_train={steps * 32}",
+                  "data.limit_valid=256", "data.limit_test=256",
+                  f"personality_encoder={_personality_encoder()}",
+                  "--out", os.path.relpath(out, ROOT), "--name", name, "--no-progress"]
+    command = "psamf " + " ".join(shlex.quote(a) for a in train_args)
+    print(command, flush=True)
+    env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    log_path = real_data.LOGS / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "psamf", *train_args], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    rc = os.waitstatus_to_exitcode(status)
+    if rc != 0:
+        sys.exit(f"training failed ({rc}); see {log_path}")
+    text = log_path.read_text(encoding="utf-8")
+    stamps = re.findall(r"^(\d\d:\d\d:\d\d) INFO psamf\.commands\.train: run folder", text, re.M)
+    peak_mib = usage.ru_maxrss / 1024  # Linux: kilobytes
+    rows = [["PSA-MF text + personality (MiniLM), MOSEI, batch 32", str(steps),
+             f"{peak_mib:.0f}", f"{wall:.0f}", f"{steps / wall:.2f}"]]
+    return {
+        "title": "Peak memory of a MOSEI training run (CPU)",
+        "command": command,
+        "git_commit": real_data.git_commit(),
+        "machine": load_at_start,
+        "measured_at": real_data.now(),
+        "header": ["run", "training steps", "peak RSS MiB", "process wall s",
+                   "steps/s (whole process)"],
+        "rows": rows,
+        "notes": [f"Peak resident set size of the `psamf train` process (rusage of the child), "
+                  f"over one epoch of {steps * 32} MOSEI training utterances plus validation and "
+                  "test on 256 each, data loading and the personality cache (P computed for "
+                  "uncached texts).",
+                  f"Personality encoder: {_personality_encoder()}.",
+                  "Wall time includes start-up; steps/s is therefore a lower bound."],
+        "peak_rss_mib": peak_mib,
+        "wall_s": wall,
+        "steps": steps,
+        "log_started": stamps[:1],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="part", required=True)
+    inf = sub.add_parser("inference")
+    inf.add_argument("--run", default=None, help="trained run folder (default: the MOSI MiniLM "
+                                                 "PSA-MF seed-1 benchmark run if present)")
+    inf.add_argument("--batches", type=int, default=8, help="batches of 64 per repeat")
+    inf.add_argument("--repeats", type=int, default=3)
+    inf.add_argument("--single", type=int, default=50, help="single-utterance calls timed")
+    mem = sub.add_parser("memory")
+    mem.add_argument("--steps", type=int, default=200, help="training steps (batch 32)")
+    args = parser.parse_args(argv)
+    result = inference(args) if args.part == "inference" else memory(args)
+    name = "inference" if args.part == "inference" else "mosei_train_memory"
+    path = SPEED / f"{name}.json"
+    real_data.write_json(path, result)
+    print(f"wrote {os.path.relpath(path, ROOT)}")
+    for row in result["rows"]:
+        print(" | ".join(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
