@@ -48,8 +48,17 @@ class PSAMFConfig:
         w_ccl / w_ps / w_clm: loss weights (authors' code: 1.0 / 0.1 / 0.09); the L1 task term has
             weight 1.
         use_personality / use_prefusion / use_enhanced_fusion / use_ps_loss / use_clm_loss:
-            the paper's ablations, each removing one component with its parameters and loss terms.
-        text_only: ignore audio and video entirely (no AV encoders, tokens or attention).
+            the paper's ablations (True = component on), each removing one component with its
+            parameters and loss terms:
+            - use_personality=False: P is not an input; AV tokens are ReLU(W h) (no +P); no
+              alignment module, no L_ccl / L_ps.
+            - use_prefusion=False: no AV tokens and no L_clm; layer N runs on the text only.
+            - use_enhanced_fusion=False: no serial / parallel paths; the head reads the
+              concatenation [V_t; A_t; q] of the cross-modal attention outputs and q = W_q M.
+            - use_ps_loss=False: no W2 / probe, no L_ps (L_ccl stays).
+            - use_clm_loss=False: the AV tokens stay, L_clm and its projections go.
+        text_only: ignore audio and video entirely (no AV encoders, tokens or attention; the
+            fusion head sees q only). audio_dim / vision_dim are then ignored.
         dropout: dropout before the regression head.
         max_text_length: tokens per transcript (truncate/pad), 50 in the paper.
     """

@@ -87,8 +87,8 @@ class _TextModel(nn.Module):
     def _init_new_weights(self) -> None:
         """Xavier-normal for weight matrices outside the pretrained encoder (not biases, norms)."""
         encoder_ids = {id(p) for p in self.text_encoder.parameters()}
-        for name, param in self.named_parameters():
-            if id(param) not in encoder_ids and param.dim() >= 2 and "norm" not in name:
+        for param in self.parameters():
+            if id(param) not in encoder_ids and param.dim() >= 2:  # LayerNorm weights are 1-D
                 nn.init.xavier_normal_(param)
 
 

@@ -3,8 +3,10 @@
 PSA-MF needs three things a stock ``AutoModel`` forward does not give: every hidden state, layers
 1..N-1 on the text alone, and layer N on the text plus extra (audio/video) tokens. The adapter runs
 the pretrained ``embeddings`` and each ``encoder.layer[i]`` itself with an additive attention mask,
-so it works for BERT-architecture encoders (BERT, MiniLM, RoBERTa, ELECTRA) and for MPNet, whose
-relative position bias it computes itself. Running all layers on text only equals the stock forward.
+so it works for BERT-architecture encoders (BERT, MiniLM, RoBERTa / XLM-R) and for MPNet, whose
+relative position bias it computes itself; others (ELECTRA with projected embeddings, ALBERT,
+DistilBERT) are refused with a clear error. Running all layers on text only equals the stock
+forward.
 
 Extra tokens get mask 1. They carry no position embedding (they enter after the embedding layer);
 for MPNet's relative bias they sit right after each sample's last real token, so padding the text
@@ -35,7 +37,8 @@ class TextEncoder(nn.Module):
     def __init__(self, *, model: nn.Module, name_or_path: str = "") -> None:
         super().__init__()
         layers = getattr(getattr(model, "encoder", None), "layer", None)
-        if not hasattr(model, "embeddings") or not isinstance(layers, nn.ModuleList):
+        projected = hasattr(model, "embeddings_project")  # ELECTRA with narrow embeddings
+        if not hasattr(model, "embeddings") or not isinstance(layers, nn.ModuleList) or projected:
             raise ValueError(
                 f"text encoder {name_or_path or type(model).__name__}: unsupported architecture "
                 f"{type(model).__name__}; psamf needs a BERT-like encoder (model.embeddings + "
@@ -50,7 +53,8 @@ class TextEncoder(nn.Module):
         """Load weights by short name, hub id or folder (the pooler is dropped: unused)."""
         path = resolve_backbone(name_or_path)
         config = AutoConfig.from_pretrained(path)
-        model = AutoModel.from_pretrained(path, config=config)
+        # float32 master weights whatever the checkpoint's dtype (mixed precision: autocast).
+        model = AutoModel.from_pretrained(path, config=config, dtype=torch.float32)
         if getattr(model, "pooler", None) is not None:
             model.pooler = None  # unused: psamf pools itself (and DDP dislikes unused parameters)
         return cls(model=model.train(), name_or_path=path)  # from_pretrained returns eval mode
