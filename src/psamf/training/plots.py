@@ -55,12 +55,14 @@ def confusion(path: Path, preds: np.ndarray, labels: np.ndarray, title: str) -> 
 
 def curves(path: Path, history: list[dict[str, Any]], title: str) -> None:
     plt = _figure()
+    from matplotlib.ticker import MaxNLocator
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     ax.plot(epochs, [h["train"].get("task", h["train"].get("loss")) for h in history],
             marker="o", label="train L1 (task)")
     ax.plot(epochs, [h["valid"]["mae"] for h in history], marker="o", label="valid MAE")
     ax.set(xlabel="epoch", ylabel="MAE", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     _save(fig, path)
     plt.close(fig)
