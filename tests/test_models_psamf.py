@@ -295,3 +295,22 @@ def test_real_minilm_step():
     opt = torch.optim.Adam(model.parameter_groups(encoder_lr=1e-5, other_lr=1e-4))
     opt.step()
     assert torch.isfinite(out.loss)
+
+
+@pytest.mark.slow
+def test_docstring_construction_example_runs(tmp_path, monkeypatch):
+    """The usage example the README quotes (psamf.models.psamf docstring) really runs."""
+    import textwrap
+
+    import psamf.models.psamf as module
+
+    doc = module.__doc__
+    block = doc[doc.index("Public construction::") + len("Public construction::"):]
+    block = block[: block.index("``P`` (B, H_p)")]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(textwrap.dedent(block), namespace)
+    out = namespace["out"]
+    assert out.prediction.shape == (2,) and torch.isfinite(out.loss)
+    assert set(out.losses) == {"task", "ccl", "ps", "clm"}
+    assert list((tmp_path / "cache").rglob("chunk-*.safetensors"))

@@ -5,15 +5,19 @@ Reads top to bottom like the model: AV encoders -> pre-fusion tokens (+P) -> sen
 
 Public construction::
 
-    from psamf.models import PSAMFConfig, build_model
-    config = PSAMFConfig(text_encoder="minilm", audio_dim=5, vision_dim=20)
-    model = build_model(config)                   # a PSAMF
-    batch = model.tokenize(["a fine film", "dull"])  # input_ids, attention_mask (B, L)
-    out = model(**batch, personality=P, audio=a, audio_lengths=la,
-                vision=v, vision_lengths=lv, labels=y)
-    out.prediction  # (B,)     out.loss  # scalar     out.losses  # {"task", "ccl", "ps", "clm"}
-    optimizer = torch.optim.Adam(model.parameter_groups(encoder_lr=5e-5, other_lr=5e-4,
-                                                         weight_decay=1e-4))
+    import torch
+    from psamf.models import (PersonalityEmbeddingCache, PersonalityEncoder, PSAMFConfig,
+                              build_model)
+
+    texts = ["a fine film", "dull and far too long"]
+    model = build_model(PSAMFConfig(text_encoder="minilm", audio_dim=73))  # audio, no video
+    P = PersonalityEmbeddingCache("cache").get_or_compute(PersonalityEncoder("minilm"), texts)
+    out = model(**model.tokenize(texts), personality=P,
+                audio=torch.randn(2, 1, 73), audio_lengths=torch.tensor([1, 1]),
+                labels=torch.tensor([1.5, -2.0]))
+    out.prediction  # (B,)   out.loss  # scalar   out.losses  # {"task", "ccl", "ps", "clm"}
+    optimizer = torch.optim.Adam(
+        model.parameter_groups(encoder_lr=5e-5, other_lr=5e-4, weight_decay=1e-4))
 
 ``P`` (B, H_p) is the cached personality embedding (see ``PersonalityEmbeddingCache``); the model
 never holds the personality encoder, so it cannot train it.
