@@ -87,8 +87,14 @@ def test_reset_last_layer_touches_only_layer_n(tiny):
 
 
 def test_unsupported_architecture_is_named():
+    from transformers import ElectraConfig, ElectraModel
+
     with pytest.raises(ValueError, match="BERT-like"):
         TextEncoder(model=torch.nn.Linear(2, 2), name_or_path="weird")
+    narrow = ElectraConfig(vocab_size=100, embedding_size=16, hidden_size=32, num_hidden_layers=1,
+                           num_attention_heads=4, intermediate_size=64)
+    with pytest.raises(ValueError, match="unsupported architecture ElectraModel"):
+        TextEncoder(model=ElectraModel(narrow))
 
 
 @pytest.mark.slow
