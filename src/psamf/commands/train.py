@@ -108,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
         create_run(folder, prepared.config, command=command, prepared=prepared)
         log.info("run folder %s", folder)
     print(prepared.dataset.summary())
+    used = {name: len(split) for name, split in prepared.raw.items()}
+    if any(used[name] != len(prepared.dataset.splits[name]) for name in used):
+        print("  used (data.limit_*): " + ", ".join(f"{k} {v}" for k, v in used.items()))
     summary = train_run(folder, prepared)
     print()
     if prepared.dataset.synthetic:
