@@ -62,14 +62,22 @@ def run(extra: list[str]) -> dict:
     wall = time.time() - started
     if code != 0:
         sys.exit(f"pretrain-personality failed with exit code {code}")
+    return collect(command, commit, wall)
+
+
+def collect(command: str, commit: str, wall: float, note: str | None = None) -> dict:
+    """Build the result JSON from the finished output folder (and re-score it, see verify)."""
     metrics = json.loads((OUT / "metrics.json").read_text(encoding="utf-8"))
     traits = metrics["traits"]
     result = {
         "command": command,
         "git_commit": commit,
+        "note": note,
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "machine": "2 shared CPU cores, no GPU",
+        "machine": "2 CPU cores shared with other engineers' jobs, no GPU",
         "wall_seconds": round(wall, 1),
+        "epochs_completed": metrics.get("epochs_completed", len(metrics["history"])),
+        "epochs_planned": metrics.get("epochs_planned"),
         "output": "artifacts/personality-minilm",
         "traits": traits,
         "selection": metrics["selection"],
@@ -121,9 +129,11 @@ def render(result: dict) -> str:
         "",
         f"Command (from the repository root): `{result['command']}`",
         "",
+        *([f"Note: {result['note']}", ""] if result.get("note") else []),
         f"Test split: all {result['test_clips']} clips (empty transcripts get the training means). "
         f"Checkpoint selection: {result['selection']}, epoch {result['best_epoch']}; test scored "
-        f"once. Ridge alpha (chosen on validation): {result['ridge_alpha']}.",
+        f"once. Ridge alpha (chosen on validation): {result['ridge_alpha']}. Epochs completed: "
+        f"{result['epochs_completed']} of {result['epochs_planned']} planned.",
         "",
         "| predictor (test) | acc_mean | r2_mean | "
         + " | ".join(f"acc {t}" for t in traits) + " | "
@@ -172,12 +182,21 @@ def main() -> None:
                         help="only regenerate the Markdown from the JSON")
     parser.add_argument("--verify", action="store_true",
                         help="with --report-only: re-score the saved folder's test figures")
+    parser.add_argument("--collect", action="store_true",
+                        help="build the JSON from an output folder made by hand (no run); give "
+                             "--command, --commit, --wall-seconds and --note")
+    parser.add_argument("--command", default="")
+    parser.add_argument("--commit", default="unknown")
+    parser.add_argument("--wall-seconds", type=float, default=float("nan"))
+    parser.add_argument("--note", default=None)
     parser.add_argument("extra", nargs="*", help="extra pretrain-personality options (after --)")
     args = parser.parse_args()
     if args.report_only:
         result = json.loads(RESULT_JSON.read_text(encoding="utf-8"))
         if args.verify:
             verify(result)
+    elif args.collect:
+        result = collect(args.command, args.commit, args.wall_seconds, args.note)
     else:
         result = run(args.extra)
     RESULT_MD.write_text(render(result), encoding="utf-8")
