@@ -155,6 +155,16 @@ def render(result: dict) -> str:
         f"Goal: test acc_mean ≥ {goal['test_acc_mean']} and r2_mean ≥ {goal['test_r2_mean']}: "
         f"reached {ft['acc_mean']:.4f} / {ft['r2_mean']:.4f}.",
         "",
+        "Validation (the split used for selection):",
+        "",
+        "| predictor (valid) | acc_mean | r2_mean |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {label} | {result['valid'][k]['acc_mean']:.4f} | "
+              f"{result['valid'][k]['r2_mean']:.4f} |"
+              for k, label in PREDICTORS if k in result["valid"]]
+    lines += [
+        "",
         "Per epoch (validation):",
         "",
         "| epoch | train loss | valid acc_mean | valid r2_mean | seconds |",
