@@ -22,6 +22,7 @@ import torch
 from training_fixtures import fast_overrides, read_json, tiny_encoder
 
 from psamf.cli import main
+from psamf.training import load_config
 
 RESULT_KEYS = ("valid", "test", "history", "best_epoch", "epochs_run")
 
@@ -77,7 +78,7 @@ def test_train_writes_a_complete_run_folder(reference_run, capsys):
 
 
 def test_run_rebuilds_from_its_folder_and_evaluate_matches(reference_run, workdir, capsys):
-    from psamf.training import load_config, load_trained_model
+    from psamf.training import load_trained_model
 
     config = load_config(reference_run)
     assert config.model.audio_dim == 12 and config.model.personality_dim == 32
@@ -105,6 +106,20 @@ def test_predict_prints_json_and_checks_av_widths(reference_run, workdir, capsys
                             "weakly positive", "positive", "strongly positive"}
     assert out["modalities"] == {"audio": "given", "vision": "absent"}
     assert out["big_five"] is None  # the tiny encoder has no trait head
+
+    from psamf.personality.head import HEAD_CONFIG, HEAD_WEIGHTS, TraitHead
+
+    encoder = Path(load_config(reference_run).personality_encoder)
+    TraitHead(hidden_size=32).save(encoder)
+    try:
+        assert main(["predict", str(reference_run), "--text", "the movie was great"]) == 0
+        traits = json.loads(capsys.readouterr().out)["big_five"]
+    finally:
+        for name in (HEAD_CONFIG, HEAD_WEIGHTS):
+            (encoder / name).unlink()
+    assert set(traits) == {"openness", "conscientiousness", "extraversion", "agreeableness",
+                           "neuroticism"}
+    assert all(0.0 <= v <= 1.0 for v in traits.values())
 
     wrong = workdir / "wide.npy"
     np.save(wrong, np.zeros((5, 13), dtype=np.float32))
