@@ -154,8 +154,9 @@ def verdict_lines(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> 
 
 
 def delta_section(group: str, title: str, results: dict[str, dict[int, dict[str, Any]]],
-                  intro: str) -> list[str]:
+                  intro: str, extra: Sequence[str] = ()) -> list[str]:
     members = [e for e in real_data.EXPERIMENTS if e.group == group]
+    members += [real_data.experiment(key) for key in extra]
     full = results.get(real_data.FULL, {})
     lines = [f"### {title}", "", intro, ""]
     keys = ("mae", "corr", "acc2_non0", "f1_non0", "acc2_has0", "acc7")
@@ -256,6 +257,10 @@ def pending_section() -> list[str]:
                          seeds_text(started) if started else "–",
                          f"`.venv/bin/python benchmarks/real_data.py run --group {exp.group} "
                          "--commit`"])
+    for name, part in (("inference", "inference --threads 1"), ("mosei_train_memory", "memory")):
+        if not (RESULTS / "speed" / f"{name}.json").is_file():
+            rows.append([f"speed/{name}", "–", "–",
+                         f"`.venv/bin/python benchmarks/speed.py {part}` (alone on the machine)"])
     if not rows:
         return lines + ["Nothing: every queued experiment has its result file.", ""]
     lines.append("Result files not there yet (generated from the queue in `real_data.py`). "
@@ -267,15 +272,19 @@ def pending_section() -> list[str]:
 
 
 def personality_note(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    meant_untuned = {e.key for e in real_data.EXPERIMENTS if e.personality == "untuned"}
     untuned = sorted({f"{r['experiment']} seed {r['seed']}" for runs in results.values()
                       for r in runs.values()
-                      if r.get("personality_encoder") and not r.get("personality_pretrained")})
+                      if r.get("personality_encoder") and not r.get("personality_pretrained")
+                      and r["experiment"] not in meant_untuned})
     encoders = sorted({r["personality_encoder"] for runs in results.values()
                        for r in runs.values() if r.get("personality_encoder")})
     lines = []
     if encoders:
         lines.append("Personality encoder(s) giving P in these runs: "
-                     + ", ".join(f"`{e}`" for e in encoders) + ".")
+                     + ", ".join(f"`{e}`" for e in encoders) + " (`minilm` = the plain, "
+                     "untuned MiniLM, used on purpose only by the experiments labelled "
+                     "'untuned personality encoder').")
     if untuned:
         lines += ["", "> **Warning: these PSA-MF runs used an UNTUNED personality encoder** "
                   "(no trait head: P is a plain MiniLM sentence embedding, not a personality "
@@ -305,6 +314,13 @@ def render() -> str:
         "MOSI here has real text and audio features and no video (see the data README); "
         "MOSEI has text only.",
         "",
+        "Reproduce (each command skips finished results and resumes interrupted runs; run one "
+        "at a time): `.venv/bin/python benchmarks/real_data.py run --commit` (the whole queue, "
+        "in priority order; `--group NAME` for one group, `--deadline HH:MM` to stop "
+        "resumably), `.venv/bin/python benchmarks/speed.py inference --threads 1`, "
+        "`.venv/bin/python benchmarks/speed.py memory`, then "
+        "`.venv/bin/python benchmarks/make_results.py`.",
+        "",
     ]
     lines += personality_note(results)
     lines += ["## Main comparisons", ""]
@@ -316,7 +332,9 @@ def render() -> str:
                            "same budget and seeds as full PSA-MF.")
     lines += delta_section("design", "Design choices the paper leaves open", results,
                            "Full PSA-MF uses: pretrained fusion layer N, fixed contrastive "
-                           "scale ln(1/0.07), alignment at hidden state 5 of MiniLM's 0..6.")
+                           "scale ln(1/0.07), alignment at hidden state 5 of MiniLM's 0..6, "
+                           "P from the personality-pretrained MiniLM.",
+                           extra=("mosi-minilm/psamf-untuned-personality",))
     lines += per_seed_section(results)
     lines += speed_section(results)
     lines += pending_section()

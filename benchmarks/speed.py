@@ -90,6 +90,8 @@ def inference(args: argparse.Namespace) -> dict[str, Any]:
 
     from psamf.data import load_dataset
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     load_at_start = machine()
     test = load_dataset("mosi").splits["test"]
     texts = list(test.texts)
@@ -222,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     inf.add_argument("--batches", type=int, default=8, help="batches of 64 per repeat")
     inf.add_argument("--repeats", type=int, default=3)
     inf.add_argument("--single", type=int, default=50, help="single-utterance calls timed")
+    inf.add_argument("--threads", type=int, default=0,
+                     help="torch threads (0 = torch's default); 1 is steadier on a busy machine")
     mem = sub.add_parser("memory")
     mem.add_argument("--steps", type=int, default=200, help="training steps (batch 32)")
     args = parser.parse_args(argv)
