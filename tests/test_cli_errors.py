@@ -56,3 +56,13 @@ def test_resume_and_evaluate_of_a_missing_run(tmp_path, capsys):
 def test_resume_refuses_new_overrides(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path), "epochs=3"]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_an_unwritable_json_path(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("epochs: 1\n")
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    rc = main(["evaluate", str(tmp_path / "run"), "--json", str(blocker / "sub" / "out.json")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "file.txt" in err

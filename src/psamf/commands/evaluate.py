@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from psamf.training.reports import SYNTHETIC_BANNER, markdown_table, summarize
     from psamf.training.runs import (
         best_weights,
+        check_writable,
         load_config,
         load_trained_model,
         quiet_transformers,
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     quiet_transformers(getattr(args, "verbose", False))
 
     config = load_config(args.run)
+    if args.json is not None:
+        check_writable(args.json.parent)  # refuse before minutes of evaluation, not after
     seeds = [args.seed] if args.seed is not None else list(config.seeds)
     for seed in seeds:
         if seed not in config.seeds:
@@ -78,8 +81,6 @@ def run(args: argparse.Namespace) -> int:
                              f"{list(config.seeds)}")
         best_weights(args.run, seed)  # fail early on a seed with no selected checkpoint
     data_config = config.data if args.data is None else DataConfig(name=args.data, root=args.root)
-    if args.json is not None and args.json.parent.exists() and not args.json.parent.is_dir():
-        raise PermissionError(f"{args.json}: cannot write there ({args.json.parent} is a file)")
     dataset = load_multimodal(data_config.name, data_config.root)
     check_modalities(config.model.modality_widths(), dataset)
     eval_config = TrainConfig.from_dict({**config.to_dict(), "data": vars(data_config).copy()})

@@ -43,7 +43,7 @@ def seed_dir(run: str | Path, seed: int) -> Path:
 
 
 def check_writable(folder: str | Path) -> None:
-    """Refuse, before anything is written, a runs folder that cannot be created or written."""
+    """Refuse, before anything is written, a folder that cannot be created or written."""
     folder = Path(folder)
     probe = folder
     while not probe.exists():
@@ -52,13 +52,13 @@ def check_writable(folder: str | Path) -> None:
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
         raise PermissionError(
-            f"{folder}: cannot create the runs folder because {probe} is a file; "
-            "pass --out to a writable folder"
+            f"{folder}: cannot create this folder because {probe} is a file; "
+            "choose a writable folder (--out)"
         )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise PermissionError(
             f"{folder}: cannot create or write there (no write permission on {probe}); "
-            "pass --out to a writable folder"
+            "choose a writable folder (--out)"
         )
 
 
