@@ -114,7 +114,8 @@ evaluation, so the figures below cover every clip of each split.
 
 Command: `{command or '(library call)'}`
 
-psamf commit: `{git_commit()}`; written {date}; run time {metrics['seconds']:.0f} s.
+psamf commit: `{git_commit()}`; written {date}; this call took {metrics['seconds']:.0f} s, the
+epochs {sum(h['seconds'] for h in metrics['history']):.0f} s.
 
 ## Metrics
 
