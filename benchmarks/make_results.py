@@ -125,8 +125,24 @@ def comparison_section(group: str, results: dict[str, dict[int, dict[str, Any]]]
                        for k, _ in METRICS)])
     lines += table(["model", "seeds", *(name for _, name in METRICS)], rows)
     lines.append("")
+    lines += epoch_lines(members, results)
     lines += verdict_lines(group, results)
     return lines
+
+
+def epoch_lines(members: Sequence[real_data.Experiment],
+                results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """Best epoch per seed: a best epoch at the budget's last epoch means it was still learning."""
+    parts = []
+    for exp in members:
+        runs = results.get(exp.key, {})
+        if runs:
+            best = ", ".join(f"{r['best_epoch']}/{r['epochs_run']}" for _, r in
+                             sorted(runs.items()))
+            parts.append(f"{exp.label}: {best}")
+    if not parts:
+        return []
+    return ["Best epoch / epochs run, by seed: " + "; ".join(parts) + ".", ""]
 
 
 def verdict_lines(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
@@ -333,8 +349,7 @@ def render() -> str:
     lines += delta_section("design", "Design choices the paper leaves open", results,
                            "Full PSA-MF uses: pretrained fusion layer N, fixed contrastive "
                            "scale ln(1/0.07), alignment at hidden state 5 of MiniLM's 0..6, "
-                           "P from the personality-pretrained MiniLM.",
-                           extra=("mosi-minilm/psamf-untuned-personality",))
+                           "P from the personality-pretrained MiniLM.")
     lines += per_seed_section(results)
     lines += speed_section(results)
     lines += pending_section()

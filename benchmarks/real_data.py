@@ -33,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -125,11 +126,6 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                baseline="mosi-minilm/text-finetune"),
     Experiment(group="mosi-minilm", name="text-finetune", label="text-only fine-tuning (MiniLM)",
                budget="mosi-minilm", overrides=TEXT_ONLY, seeds=MOSI_SEEDS),
-    # P from the plain MiniLM (no personality pretraining): does the pretraining matter?
-    Experiment(group="mosi-minilm", name="psamf-untuned-personality",
-               label="PSA-MF, untuned personality encoder (plain MiniLM gives P)",
-               budget="mosi-minilm", overrides=PSAMF, seeds=FEW_SEEDS,
-               baseline="mosi-minilm/text-finetune", personality="untuned"),
     # The paper's ablations: each removes one component (config flags of PSAMFConfig).
     *(Experiment(group="ablation", name=name, label=label, budget="mosi-minilm",
                  overrides=(*PSAMF, flag), seeds=MOSI_SEEDS, baseline=FULL)
@@ -149,6 +145,11 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                label="contrastive scale learned", budget="mosi-minilm",
                overrides=(*PSAMF, "model.contrastive_scale=learned"), seeds=MOSI_SEEDS,
                baseline=FULL, notes="default: fixed ln(1/0.07)"),
+    # P from the plain MiniLM (no personality pretraining): does the pretraining matter?
+    Experiment(group="design", name="psamf-untuned-personality",
+               label="P from the untuned MiniLM (no personality pretraining)",
+               budget="mosi-minilm", overrides=PSAMF, seeds=MOSI_SEEDS, baseline=FULL,
+               personality="untuned", notes="default: personality-pretrained MiniLM"),
     # Alignment hidden state: MiniLM has 6 layers (states 0..6); default 5 (= round(10/12 * 6)),
     # 6 reads layer N's output, i.e. after pre-fusion.
     *(Experiment(group="design", name=f"align-layer-{layer}",
@@ -286,13 +287,24 @@ def run_psamf(job: Job, *, deadline: float | None) -> int:
     index = len(_attempts(run_dir)) if run_dir.exists() else None
     print(f"[bench] {job.experiment.key} seed {job.seed}: {command}", flush=True)
     start = time.monotonic()
-    stopped = False
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"\n[bench {now()}] {command}\n")
         proc = subprocess.Popen([sys.executable, "-m", "psamf", *args], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 bufsize=1)
         assert proc.stdout is not None
+        stopped = threading.Event()
+
+        def stop_at_deadline() -> None:
+            if proc.poll() is None:
+                stopped.set()
+                proc.send_signal(signal.SIGTERM)
+
+        timer = None
+        if deadline is not None:
+            timer = threading.Timer(max(0.0, deadline - time.time()), stop_at_deadline)
+            timer.daemon = True
+            timer.start()
         try:
             for line in proc.stdout:
                 elapsed = time.monotonic() - start
@@ -302,9 +314,11 @@ def run_psamf(job: Job, *, deadline: float | None) -> int:
                 if match:
                     attempt.epoch_end_s[match.group(1)] = round(elapsed, 2)
                     print(f"[bench]   {line.strip()}", flush=True)
-                if deadline is not None and time.time() > deadline and proc.poll() is None:
-                    stopped = True
-                    proc.send_signal(signal.SIGTERM)
+                if run_dir.exists():  # keep the record current: a session may end any time
+                    if index is None:
+                        index = len(_attempts(run_dir))
+                    attempt.wall_s = round(elapsed, 2)
+                    _save_attempt(run_dir, attempt, index)
             proc.wait()
         except BaseException:
             if proc.poll() is None:
@@ -312,13 +326,15 @@ def run_psamf(job: Job, *, deadline: float | None) -> int:
                 proc.wait()
             raise
         finally:
+            if timer is not None:
+                timer.cancel()
             attempt.wall_s = round(time.monotonic() - start, 2)
             attempt.rc = proc.returncode
             if run_dir.exists():
                 if index is None:
                     index = len(_attempts(run_dir))
                 _save_attempt(run_dir, attempt, index)
-    if stopped:
+    if stopped.is_set():
         raise DeadlineReached(job.run_name)
     return proc.returncode
 
@@ -355,6 +371,7 @@ def collect(job: Job) -> dict[str, Any] | None:
     if p_encoder is not None:
         p_pretrained = (ROOT / p_encoder / "trait_head.json").is_file()
     first = attempts[0] if attempts else {}
+    resumed_first = "--resume" in first.get("command", "")
     return {
         "experiment": exp.key,
         "group": exp.group,
@@ -369,12 +386,15 @@ def collect(job: Job) -> dict[str, Any] | None:
         "personality_encoder": p_encoder,
         "personality_pretrained": p_pretrained,
         "budget": exp.budget,
-        "command": first.get("command", run_info.get("command")),
-        "resume_commands": [a["command"] for a in attempts[1:]],
+        "command": run_info.get("command"),
+        "resume_commands": [a["command"] for a in attempts if "--resume" in a["command"]],
         "git_commit": first.get("commit", "unknown"),
         "git_commits": sorted({a.get("commit", "unknown") for a in attempts}),
         "wall_s": round(sum(a.get("wall_s", 0.0) for a in attempts), 2),
-        "attempts": len(attempts),
+        "attempts": len(attempts) + int(resumed_first),
+        "wall_note": ("the first attempt was stopped before the runner recorded attempts "
+                      "incrementally; its wall time is missing from wall_s and epoch_s"
+                      if resumed_first else ""),
         "epoch_s": _epoch_seconds(attempts),
         "finished_at": now(),
         "machine": {"cpus": os.cpu_count()},
@@ -460,6 +480,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    """Rewrite the result files of finished runs from their run folders (after a harness fix)."""
+    for job in _selected(args):
+        if args.missing_only and job.result_path.is_file():
+            continue
+        result = collect(job)
+        if result is not None:
+            write_json(job.result_path, result)
+            print(f"wrote {os.path.relpath(job.result_path, ROOT)}")
+    regenerate_results()
+    return 0
+
+
 def _jobs_todo(jobs: list[Job]) -> Iterator[Job]:
     for job in jobs:
         if not job.result_path.is_file():
@@ -522,11 +555,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminate(signum: int, _frame: Any) -> None:
+    """SIGTERM/SIGHUP (session end, kill): stop the child run cleanly via KeyboardInterrupt."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("list", "run"):
+    for name in ("list", "run", "collect"):
         p = sub.add_parser(name)
         p.add_argument("--group", action="append", choices=GROUPS,
                        help="only these groups (repeatable; default all, in queue order)")
@@ -540,8 +580,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--no-wait", action="store_true",
                      help="exit instead of waiting when only PSA-MF runs are left and the "
                           "personality encoder is missing")
+    sub.choices["collect"].add_argument(
+        "--missing-only", action="store_true",
+        help="only runs finished whose result file is missing (default: rewrite all finished)")
     args = parser.parse_args(argv)
-    return cmd_list(args) if args.command == "list" else cmd_run(args)
+    commands = {"list": cmd_list, "run": cmd_run, "collect": cmd_collect}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":
