@@ -1,23 +1,28 @@
 """Resumable training state: model, optimizer, scheduler and RNG, written as one atomic folder.
 
-Tensors go to safetensors, everything else to JSON; nothing is pickled. A checkpoint folder is
-replaced as a whole (``psamf.io.atomic_dir``), so a crash leaves either the previous epoch's
-checkpoint or the new one, never a mix.
+Tensors go to safetensors, everything else to JSON; nothing is pickled (the optimizer and RNG
+parts come from ``psamf.checkpointing``, shared with ``psamf.training.checkpoint``). A checkpoint
+folder is replaced as a whole (``psamf.io.atomic_dir``), so a crash leaves either the previous
+epoch's checkpoint or the new one, never a mix.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
+from psamf.checkpointing import (
+    load_tensors,
+    optimizer_state,
+    optimizer_tensors,
+    rng_state,
+    set_rng_state,
+)
 from psamf.io import atomic_dir, save_tensors, write_json
 
 MODEL_FILE = "model.safetensors"
@@ -30,54 +35,6 @@ STATE_FILE = "state.json"
 def model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     """The model's state as independent CPU tensors (clones, so shared weights save cleanly)."""
     return {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
-
-
-def _optimizer_split(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    sd = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for pid, state in sd["state"].items():
-        for key, value in state.items():
-            if torch.is_tensor(value):
-                tensors[f"{pid}.{key}"] = value.detach().to("cpu").clone()
-            else:
-                scalars.setdefault(str(pid), {})[key] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _optimizer_join(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        pid, key = name.split(".", 1)
-        state.setdefault(int(pid), {})[key] = value
-    for pid, values in meta.get("scalars", {}).items():
-        state.setdefault(int(pid), {}).update(values)
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def _rng_state() -> tuple[dict[str, torch.Tensor], dict]:
-    tensors = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"cuda.{i}"] = s
-    version, internal, gauss = random.getstate()
-    legacy = np.random.get_state()
-    meta = {
-        "python": [version, list(internal), gauss],
-        "numpy": [legacy[0], legacy[1].tolist(), *[float(x) for x in legacy[2:]]],
-    }
-    return tensors, meta
-
-
-def _set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    torch.set_rng_state(tensors["torch"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("cuda.")]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-    version, internal, gauss = meta["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = meta["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), cached))
 
 
 def save_checkpoint(
@@ -94,8 +51,8 @@ def save_checkpoint(
     ``best`` holds the best weights so far; None keeps the ``best.safetensors`` of the previous
     checkpoint (the best did not change this epoch).
     """
-    optim_tensors, optim_meta = _optimizer_split(optimizer)
-    rng_tensors, rng_meta = _rng_state()
+    optim_tensors, optim_meta = optimizer_tensors(optimizer)
+    rng_tensors, rng_meta = rng_state()
     with atomic_dir(folder) as tmp:
         save_tensors(tmp / MODEL_FILE, model_tensors(model))
         if best is not None:
@@ -140,17 +97,14 @@ def load_checkpoint(
     if state is None:
         raise FileNotFoundError(f"{folder / STATE_FILE}: no checkpoint to resume from")
     device = next(model.parameters()).device
-    model.load_state_dict(load_file(str(folder / MODEL_FILE)))
-    optim = _optimizer_join(load_file(str(folder / OPTIM_TENSORS)), state["optimizer"])
-    optimizer.load_state_dict(optim)
-    for group_state in optimizer.state.values():
-        for key, value in group_state.items():
-            if torch.is_tensor(value) and key != "step":
-                group_state[key] = value.to(device)
+    model.load_state_dict(load_tensors(folder / MODEL_FILE))
+    optimizer.load_state_dict(
+        optimizer_state(load_tensors(folder / OPTIM_TENSORS), state["optimizer"], device)
+    )
     scheduler.load_state_dict(state["scheduler"])
-    _set_rng_state(load_file(str(folder / RNG_TENSORS)), state["rng"])
+    set_rng_state(load_tensors(folder / RNG_TENSORS), state["rng"])
     best_path = folder / BEST_FILE
-    best = load_file(str(best_path)) if best_path.is_file() else None
+    best = load_tensors(best_path) if best_path.is_file() else None
     return state, best
 
 
@@ -159,4 +113,4 @@ def load_best(folder: Path) -> dict[str, torch.Tensor]:
     path = folder / BEST_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; the run has no completed epoch to keep")
-    return load_file(str(path))
+    return load_tensors(path)

@@ -10,15 +10,18 @@ Python and numpy RNG states). Nothing is pickled, so a checkpoint can be loaded 
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
+from psamf.checkpointing import (
+    load_tensors,
+    optimizer_state,
+    optimizer_tensors,
+    rng_state,
+    set_rng_state,
+)
 from psamf.io import atomic_dir, save_tensors, write_json
 
 MODEL_FILE = "model.safetensors"
@@ -33,7 +36,7 @@ def save_model(
 
 def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load ``path`` into ``model``; missing or unexpected tensors are an error naming them."""
-    tensors = _load(path)
+    tensors = load_tensors(path)
     result = model.load_state_dict(tensors, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(
@@ -41,65 +44,6 @@ def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
             f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}); was the config "
             "edited after training?"
         )
-
-
-def _load(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint file not found")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError) as err:
-        raise ValueError(f"{path}: unreadable safetensors file ({err})") from err
-
-
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    state = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for index, values in state["state"].items():
-        for name, value in values.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"state.{index}.{name}"] = value
-            else:
-                scalars.setdefault(str(index), {})[name] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def _optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        _, index, name = key.split(".", 2)
-        state.setdefault(int(index), {})[name] = value
-    for index, values in meta.get("scalars", {}).items():
-        state.setdefault(int(index), {}).update(values)
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The RNG states of torch (tensors) and of Python / numpy (JSON-able)."""
-    tensors = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, st in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"cuda.{i}"] = st
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    py_version, py_state, py_gauss = random.getstate()
-    scalars = {
-        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)],
-        "python": [py_version, list(py_state), py_gauss],
-    }
-    return tensors, scalars
-
-
-def set_rng_state(tensors: dict[str, torch.Tensor], scalars: dict[str, Any]) -> None:
-    torch.set_rng_state(tensors["torch"])
-    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("cuda."))]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-    kind, keys, pos, has_gauss, gauss = scalars["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
-    version, state, gauss_py = scalars["python"]
-    random.setstate((version, tuple(state), gauss_py))
 
 
 def save_training_checkpoint(
@@ -111,7 +55,7 @@ def save_training_checkpoint(
     loop_state: dict[str, Any],
 ) -> None:
     """Write the whole training state into ``folder``, replacing it atomically."""
-    opt_tensors, opt_meta = _optimizer_tensors(optimizer)
+    opt_tensors, opt_meta = optimizer_tensors(optimizer)
     rng_tensors, rng_scalars = rng_state()
     with atomic_dir(folder) as tmp:
         save_model(tmp / MODEL_FILE, model)
@@ -149,12 +93,11 @@ def load_training_checkpoint(
         raise ValueError(f"{state_path}: unsupported checkpoint format {state.get('format')!r}")
     load_model_weights(model, folder / MODEL_FILE)
     device = next(model.parameters()).device
-    opt_tensors = {k: v.to(device) if not k.endswith(".step") else v
-                   for k, v in _load(folder / "optimizer.safetensors").items()}
+    opt_tensors = load_tensors(folder / "optimizer.safetensors")
     try:
-        optimizer.load_state_dict(_optimizer_state(opt_tensors, state["optimizer"]))
+        optimizer.load_state_dict(optimizer_state(opt_tensors, state["optimizer"], device))
     except (KeyError, ValueError) as err:
         raise ValueError(f"{folder}: optimizer state does not fit this model ({err})") from err
     scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(_load(folder / "rng.safetensors"), state["rng"])
+    set_rng_state(load_tensors(folder / "rng.safetensors"), state["rng"])
     return state["loop"]
