@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from psamf.provenance import git_commit
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "first_impressions"
 OUT = ROOT / "artifacts" / "personality-minilm"
@@ -36,19 +38,6 @@ PREDICTORS = (("constant", "constant (train means)"),
               ("fine_tuned", "fine-tuned MiniLM + trait head"))
 
 
-def _git_commit() -> str:
-    """HEAD of the checkout, with ``+dirty`` when tracked files under src/ differ from it."""
-    try:
-        sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
-                             capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
-                                "--untracked-files=no", "--", "src"], check=True,
-                               capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha + ("+dirty" if dirty else "")
-
-
 def run(extra: list[str]) -> dict:
     if not DATA.is_dir():
         sys.exit(f"{DATA}: First Impressions not found (see ../shared/data/README.md)")
@@ -56,7 +45,7 @@ def run(extra: list[str]) -> dict:
             "--out", "artifacts/personality-minilm", *RECIPE, *extra]
     command = "psamf " + " ".join(shlex.quote(a) for a in args)
     print(command, flush=True)
-    commit = _git_commit()  # the code that runs, taken before the run starts
+    commit = git_commit(ROOT)  # the code that runs, taken before the run starts
     started = time.time()
     code = subprocess.run([sys.executable, "-m", "psamf", *args], cwd=ROOT).returncode
     wall = time.time() - started

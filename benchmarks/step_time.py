@@ -18,7 +18,6 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,19 +26,15 @@ import torch
 
 from psamf.io import write_json, write_text
 from psamf.models import PSAMFConfig, build_model
+from psamf.provenance import git_commit
 
 HERE = Path(__file__).resolve().parent
 
 
 def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=HERE, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src/psamf/models"],
-                               capture_output=True, text=True, cwd=HERE.parent, check=True)
-        return out.stdout.strip() + ("+dirty(models)" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    """Short HEAD, ``+dirty`` when tracked files under src/ differ from it (or "unknown")."""
+    sha, plus, dirty = git_commit(HERE).partition("+")
+    return sha[:7] + plus + dirty if sha != "unknown" else sha
 
 
 def _batch(model, *, batch: int, tokens: int, audio_dim: int, device: torch.device) -> dict:

@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import datetime as _dt
-import subprocess
-from pathlib import Path
 from typing import Any
+
+from psamf.provenance import git_commit
 
 PREDICTORS: tuple[tuple[str, str], ...] = (
     ("constant", "constant (train means)"),
     ("frozen_ridge", "frozen mean-pool + ridge"),
     ("fine_tuned", "fine-tuned encoder + head"),
 )
-
-
-def git_commit() -> str:
-    """The psamf source checkout's commit (``+dirty`` when it has uncommitted changes)."""
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return sha + ("+dirty" if dirty else "")
 
 
 def _epochs(metrics: dict[str, Any], cfg: dict[str, Any]) -> str:
