@@ -96,7 +96,8 @@ def seeds_text(seeds: Sequence[int]) -> str:
 
 def metric_row(label: str, runs: dict[int, dict[str, Any]]) -> list[str]:
     return [label, f"{len(runs)} ({seeds_text(list(runs))})",
-            *(fmt_ms(k, [r["test"][k] for r in runs.values()]) for k, _ in METRICS)]
+            *(fmt_ms(k, [r["test"][k] for r in runs.values()]) for k, _ in METRICS),
+            fmt_ms("mae", [r["valid"]["mae"] for r in runs.values()])]
 
 
 def paired_deltas(runs: dict[int, dict[str, Any]], base: dict[int, dict[str, Any]],
@@ -122,8 +123,11 @@ def comparison_section(group: str, results: dict[str, dict[int, dict[str, Any]]]
         rows.append([f"Δ {exp.label} − {real_data.experiment(exp.baseline).label} "
                      f"(paired by seed)", f"{len(common)} ({seeds_text(common)})",
                      *(fmt_ms(k, paired_deltas(runs, base, k), signed=True)
-                       for k, _ in METRICS)])
-    lines += table(["model", "seeds", *(name for _, name in METRICS)], rows)
+                       for k, _ in METRICS),
+                     fmt_ms("mae", [runs[s]["valid"]["mae"] - base[s]["valid"]["mae"]
+                                    for s in common], signed=True)])
+    lines += table(["model", "seeds", *(f"test {name}" for _, name in METRICS),
+                    "valid MAE (selection)"], rows)
     lines.append("")
     lines += epoch_lines(members, results)
     lines += verdict_lines(group, results)
@@ -209,8 +213,9 @@ def per_seed_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]
                 p = f"{p} (UNTUNED)"
             rows.append([exp.key, str(seed), str(r["best_epoch"]), str(r["epochs_run"]),
                          fmt("mae", r["valid"]["mae"]), fmt("mae", r["test"]["mae"]),
-                         fmt("acc2_non0", r["test"]["acc2_non0"]), f"{r['wall_s']:.0f}",
-                         fmt("acc2", statistics.median(r["epoch_s"])) if r["epoch_s"] else "–",
+                         fmt("acc2_non0", r["test"]["acc2_non0"]),
+                         f"{r['wall_s']:.0f}" + (" (partial)" if r.get("wall_note") else ""),
+                         f"{statistics.median(r['epoch_s']):.0f}" if r["epoch_s"] else "–",
                          p or "–", r["git_commit"][:12] + ("+dirty" if "dirty" in
                                                              r["git_commit"] else "")])
     if not rows:
@@ -296,6 +301,11 @@ def personality_note(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]
     encoders = sorted({r["personality_encoder"] for runs in results.values()
                        for r in runs.values() if r.get("personality_encoder")})
     lines = []
+    report = ROOT / "benchmarks" / "personality_pretrain.md"
+    if report.is_file():
+        lines.append(f"How the personality encoder was pretrained, and how well it predicts the "
+                     f"Big Five: [{report.name}]({report.name}).")
+        lines.append("")
     if encoders:
         lines.append("Personality encoder(s) giving P in these runs: "
                      + ", ".join(f"`{e}`" for e in encoders) + " (`minilm` = the plain, "
