@@ -7,8 +7,6 @@ any pretrained encoder.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -31,13 +29,22 @@ def _tokenizer():
     return AutoTokenizer.from_pretrained(resolve_backbone("minilm"))
 
 
-def make_tiny_bert(folder: Path, *, layers: int = 3, hidden: int = 32, seed: int = 0) -> str:
+def make_tiny_bert(
+    folder: Path,
+    *,
+    layers: int = 3,
+    hidden: int = 32,
+    heads: int = 4,
+    max_positions: int = 128,
+    seed: int = 0,
+) -> str:
     """A random BERT (vocab of bert-base-uncased) saved to ``folder``; returns its path."""
     tokenizer = _tokenizer()
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, num_hidden_layers=layers, max_position_embeddings=128,
-        **{**TINY, "hidden_size": hidden},
+        vocab_size=tokenizer.vocab_size, num_hidden_layers=layers,
+        max_position_embeddings=max_positions,
+        **{**TINY, "hidden_size": hidden, "num_attention_heads": heads},
     )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -98,14 +105,3 @@ def make_batch(
         batch[name] = feats
         batch[f"{name}_lengths"] = lens
     return batch
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one thread: tiny ops on a shared 2-core machine are far faster that way."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)

@@ -18,21 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from training_fixtures import fast_overrides, read_json, tiny_encoder
 
 from psamf.cli import main
 from psamf.training import load_config
 
 RESULT_KEYS = ("valid", "test", "history", "best_epoch", "epochs_run")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

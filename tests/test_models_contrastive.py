@@ -7,15 +7,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from model_fixtures import single_thread
 
 from psamf.models.contrastive import FIXED_SCALE, ContrastiveLoss
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
 
 
 def _xy(batch: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_fixtures import make_batch, make_tiny_bert, single_thread
+from model_fixtures import make_batch, make_tiny_bert
 from transformers import AutoModel, AutoTokenizer
 
 from psamf.models import (
@@ -18,12 +18,6 @@ from psamf.models import (
 )
 
 TEXTS = ["I love long walks", "parties are tiring", "", "I love long walks", "plans, always plans"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,10 @@ import math
 
 import pytest
 import torch
-from model_fixtures import make_batch, make_tiny_bert, make_tiny_mpnet, single_thread
+from model_fixtures import make_batch, make_tiny_bert, make_tiny_mpnet
 
 from psamf.models import PSAMF, PSAMFConfig, PSAMFOutput, build_model
 from psamf.models.alignment import default_align_layer
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_fixtures import make_tiny_bert, make_tiny_mpnet, make_tiny_roberta, single_thread
+from model_fixtures import make_tiny_bert, make_tiny_mpnet, make_tiny_roberta
 from transformers import AutoModel
 
 from psamf.models import TextEncoder
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
-
 
 MAKERS = {"bert": make_tiny_bert, "mpnet": make_tiny_mpnet, "roberta": make_tiny_roberta}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from model_fixtures import make_tiny_bert
 from safetensors.torch import load_file
 
 from psamf.cli import main
@@ -25,24 +26,6 @@ _CUES = {
 }
 _FILLER = ("today", "video", "really", "think", "going", "people", "time", "thing")
 _FILES = {"train": "training", "valid": "validation", "test": "test"}
-
-
-def make_tiny_encoder(folder: Path) -> Path:
-    """A 2-layer, width-32 random BERT with the MiniLM tokenizer, saved as a HF folder."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from psamf.backbones import resolve_backbone
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("minilm"))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
 
 
 def write_fi_corpus(
@@ -77,7 +60,8 @@ def write_fi_corpus(
 
 @pytest.fixture(scope="module")
 def tiny_encoder(tmp_path_factory) -> Path:
-    return make_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"))
+    # 2 layers, width 32, the MiniLM tokenizer
+    return Path(make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), layers=2, heads=2))
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from training_fixtures import fast_overrides, read_json, tiny_encoder
 
 from psamf.cli import main
@@ -15,15 +14,6 @@ from psamf.training import (
     load_config,
     prepare,
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Single-threaded torch: the shared 2-core machine is not oversubscribed."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_a_nan_loss_stops_training_with_a_clear_error(tmp_path):

@@ -5,25 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-from transformers import AutoTokenizer, BertConfig, BertModel
-
-from psamf.backbones import resolve_backbone
+from model_fixtures import make_tiny_bert
 
 
 def tiny_encoder(folder: Path, *, seed: int = 0) -> str:
     """A randomly initialised 2-layer BERT (width 32) with the MiniLM's real tokenizer."""
     if (folder / "config.json").is_file():
         return str(folder)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("minilm"))
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    return make_tiny_bert(folder, layers=2, heads=2, max_positions=64, seed=seed)
 
 
 def fast_overrides(encoder: str, cache: Path, **extra: object) -> list[str]:
