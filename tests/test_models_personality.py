@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from model_fixtures import make_batch, make_tiny_bert
+from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoTokenizer
 
 from psamf.models import (
@@ -54,6 +56,25 @@ def test_identity_depends_on_weights(tmp_path, folder):
     other = make_tiny_bert(tmp_path / "other", seed=4)
     assert PersonalityEncoder(folder).identity == PersonalityEncoder(folder).identity
     assert PersonalityEncoder(folder).identity != PersonalityEncoder(other).identity
+
+
+def test_identity_is_the_content_not_the_path(tmp_path, folder):
+    moved = shutil.copytree(folder, tmp_path / "elsewhere" / "encoder")
+    identity = PersonalityEncoder(folder).identity
+    assert PersonalityEncoder(str(moved)).identity == identity
+    assert str(folder) not in identity and str(moved) not in identity
+
+    weights = load_file(str(moved / "model.safetensors"))
+    name = sorted(weights)[0]
+    weights[name] = weights[name] + 0.01
+    save_file(weights, str(moved / "model.safetensors"), metadata={"format": "pt"})
+    changed = PersonalityEncoder(str(moved)).identity
+    assert changed != identity
+
+    tok_config = json.loads((moved / "tokenizer_config.json").read_text())
+    tok_config["model_max_length"] = 64
+    (moved / "tokenizer_config.json").write_text(json.dumps(tok_config))
+    assert PersonalityEncoder(str(moved)).identity not in (identity, changed)
 
 
 def test_always_frozen_and_eval(folder):

@@ -25,6 +25,11 @@ from psamf.models.text_encoder import TextEncoder, load_tokenizer
 POOLINGS: tuple[str, ...] = ("cls", "mean")
 _POOLING_ALIASES = {"first": "cls", "cls": "cls", "mean": "mean"}
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+# Files that decide how text is split into ids (hashed into the identity with config and weights).
+_TOKENIZER_FILES = frozenset({
+    "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+})
 
 
 class PersonalityEncoder(nn.Module):
@@ -52,7 +57,8 @@ class PersonalityEncoder(nn.Module):
         self.tokenizer = load_tokenizer(path)
         self.encoder.requires_grad_(False)
         self.eval()
-        self.identity = f"{path}#{self._weights_hash()}:{self.pooling}:{self.max_length}"
+        # The cache key of P: what the encoder computes, not where it lives.
+        self.identity = f"{self._content_id()}:{self.pooling}:{self.max_length}"
 
     @property
     def hidden_size(self) -> int:
@@ -92,29 +98,36 @@ class PersonalityEncoder(nn.Module):
             raise ValueError(f"personality encoder {self.path} produced NaN/inf embeddings")
         return out
 
-    def _weights_hash(self) -> str:
-        """sha256 of the config and weight files (local folder) or of the loaded weights (hub)."""
+    def _content_id(self) -> str:
+        """A local folder: sha256 of its config, weight and tokenizer files (names and bytes), so
+        a copied or re-downloaded encoder keeps its identity. Otherwise (a hub id whose files are
+        not local): the id plus a sha256 of the loaded config and weights."""
         digest = hashlib.sha256()
         folder = Path(self.path)
-        files = []
-        if folder.is_dir():
-            files = sorted(
-                p for p in folder.iterdir()
-                if p.is_file() and (p.name == "config.json" or p.suffix in _WEIGHT_SUFFIXES)
-                and not p.name.startswith("trait_head")
-            )
-        if files:
+        files = _content_files(folder) if folder.is_dir() else []
+        if any(f.suffix in _WEIGHT_SUFFIXES for f in files):
             for file in files:
-                digest.update(file.name.encode())
+                digest.update(f"{file.name}\0{file.stat().st_size}\0".encode())
                 with open(file, "rb") as handle:
                     for block in iter(lambda h=handle: h.read(1 << 20), b""):
                         digest.update(block)
-        else:
-            digest.update(self.encoder.config.to_json_string(use_diff=False).encode())
-            for name, tensor in sorted(self.encoder.state_dict().items()):
-                digest.update(name.encode())
-                digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
-        return digest.hexdigest()[:16]
+            return f"sha256-{digest.hexdigest()[:16]}"
+        digest.update(self.encoder.config.to_json_string(use_diff=False).encode())
+        for name, tensor in sorted(self.encoder.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
+        return f"{self.path}#{digest.hexdigest()[:16]}"
+
+
+def _content_files(folder: Path) -> list[Path]:
+    """The files of an encoder folder that decide P: config, weights (not the trait head), and
+    tokenizer; sorted by name."""
+    return sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith("trait_head")
+        and (p.name == "config.json" or p.suffix in _WEIGHT_SUFFIXES
+             or p.name in _TOKENIZER_FILES)
+    )
 
 
 def _folder_pooling(path: str) -> str | None:
