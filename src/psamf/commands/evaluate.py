@@ -12,17 +12,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from psamf.commands._args import add_command, add_run_argument
+
 SPLIT_CHOICES = ("test", "valid", "train", "all")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "evaluate",
+    p = add_command(
+        subparsers, "evaluate", doc=__doc__,
         help="evaluate a trained run (its validation-selected checkpoint) on a dataset split",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", type=Path, help="run folder written by psamf train")
+    add_run_argument(p)
     p.add_argument("--data", default=None,
                    help="sample, mosi, mosei or a folder (default: the run's own data and limits)")
     p.add_argument("--root", default=None, help="folder holding named datasets")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from psamf.commands._args import add_command, add_run_argument
+
 SENTIMENT_CLASSES: dict[int, str] = {
     -3: "strongly negative", -2: "negative", -1: "weakly negative", 0: "neutral",
     1: "weakly positive", 2: "positive", 3: "strongly positive",
@@ -25,13 +27,11 @@ SENTIMENT_CLASSES: dict[int, str] = {
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "predict",
+    p = add_command(
+        subparsers, "predict", doc=__doc__,
         help="sentiment score (and Big Five reading) of one transcript + optional audio/vision",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", type=Path, help="run folder written by psamf train")
+    add_run_argument(p)
     p.add_argument("--text", required=True, help="the transcript")
     p.add_argument("--audio", type=Path, default=None, help=".npy audio features (T, d_audio)")
     p.add_argument("--vision", type=Path, default=None, help=".npy vision features (T, d_vision)")

@@ -18,17 +18,17 @@ import sys
 import time
 from pathlib import Path
 
+from psamf.commands._args import add_command
+
 log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from psamf.training.presets import DEFAULT_PRESET, PRESETS
 
-    p = subparsers.add_parser(
-        "train",
+    p = add_command(
+        subparsers, "train", doc=__doc__,
         help="train and evaluate a model (checkpoint chosen on validation MAE, test once)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Overrides are KEY=VALUE with dotted keys, e.g. epochs=3 model.align_layer=4 "
                "optim.lr_encoder=3e-5 data.limit_train=64; an unknown key lists the valid ones.",
     )

@@ -1,0 +1,21 @@
+"""Argument pieces several subcommands share, so their ``--help`` says the same thing."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction, name: str, *, help: str, doc: str | None, **kwargs
+) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` shows its module docstring (with the examples) as written."""
+    return subparsers.add_parser(
+        name, help=help, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
+    )
+
+
+def add_run_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional RUN: a run folder that ``psamf train`` wrote."""
+    parser.add_argument("run", type=Path, help="run folder written by psamf train")
