@@ -10,6 +10,7 @@ The CLI's ``--preset`` choices come from ``PRESETS``; add a preset by decorating
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from psamf.models.config import PSAMFConfig
 from psamf.training.config import DataConfig, OptimConfig, TrainConfig
@@ -52,33 +53,34 @@ def cpu() -> TrainConfig:
     )
 
 
+def _authors(dataset: str, *, lr_encoder: float, lr_other: float, batch_size: int,
+             **extra: Any) -> TrainConfig:
+    """The authors' settings shared by their MOSI and MOSEI runs (checkpoint still chosen on
+    validation MAE, not test); ``extra`` sets further TrainConfig fields."""
+    return TrainConfig(
+        preset=f"{dataset}_authors",
+        data=DataConfig(name=dataset),
+        model=PSAMFConfig(text_encoder="minilm"),
+        optim=OptimConfig(lr_encoder=lr_encoder, lr_other=lr_other, weight_decay=1e-4,
+                          grad_clip=1.0, plateau_factor=0.5, plateau_patience=5),
+        epochs=100,
+        batch_size=batch_size,
+        early_stopping_patience=10,
+        **extra,
+    )
+
+
 @preset("mosi_authors")
 def mosi_authors() -> TrainConfig:
     """The authors' CMU-MOSI settings (checkpoint still chosen on validation MAE, not test)."""
-    return TrainConfig(
-        preset="mosi_authors",
-        data=DataConfig(name="mosi"),
-        model=PSAMFConfig(text_encoder="minilm"),
-        optim=OptimConfig(lr_encoder=5e-5, lr_other=5e-4, weight_decay=1e-4, grad_clip=1.0,
-                          plateau_factor=0.5, plateau_patience=5),
-        epochs=100,
-        batch_size=256,
-        early_stopping_patience=10,
-    )
+    return _authors("mosi", lr_encoder=5e-5, lr_other=5e-4, batch_size=256)
 
 
 @preset("mosei_authors")
 def mosei_authors() -> TrainConfig:
     """The authors' CMU-MOSEI settings."""
-    return TrainConfig(
-        preset="mosei_authors",
-        data=DataConfig(name="mosei"),
-        model=PSAMFConfig(text_encoder="minilm"),
-        optim=OptimConfig(lr_encoder=1e-5, lr_other=1e-4, weight_decay=1e-4, grad_clip=1.0,
-                          plateau_factor=0.5, plateau_patience=5),
-        epochs=100,
-        batch_size=128,
-        early_stopping_patience=10,
+    return _authors(
+        "mosei", lr_encoder=1e-5, lr_other=1e-4, batch_size=128,
         checkpoint_every_steps=100,  # a MOSEI epoch is long: a kill loses at most 100 steps
     )
 
