@@ -149,6 +149,31 @@ def epoch_lines(members: Sequence[real_data.Experiment],
     return ["Best epoch / epochs run, by seed: " + "; ".join(parts) + ".", ""]
 
 
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): data}
+
+
+def config_drift(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """Experiments whose seeds ran with different resolved configs (code changed in between)."""
+    ignore = {"seeds", "progress", "cache_dir"}
+    out = []
+    for key, runs in sorted(results.items()):
+        flats = [_flat(r.get("config", {})) for r in runs.values()]
+        keys = sorted({k for f in flats for k in f if k not in ignore
+                       and len({repr(g.get(k)) for g in flats}) > 1})
+        if keys:
+            out.append(f"- `{key}`: seeds differ in {', '.join(f'`{k}`' for k in keys)}")
+    if out:
+        out = ["Resolved configs that differ between the seeds of one experiment (the code "
+               "changed between runs; each result file holds its full config):", "", *out, ""]
+    return out
+
+
 def verdict_lines(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     """PSA-MF vs baseline: is the difference of means larger than both spreads?"""
     out: list[str] = []
@@ -361,6 +386,7 @@ def render() -> str:
                            "scale ln(1/0.07), alignment at hidden state 5 of MiniLM's 0..6, "
                            "P from the personality-pretrained MiniLM.")
     lines += per_seed_section(results)
+    lines += config_drift(results)
     lines += speed_section(results)
     lines += pending_section()
     return "\n".join(lines).rstrip() + "\n"
