@@ -283,11 +283,11 @@ def speed_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     lines += table(["experiment", "runs", "s/epoch median", "range", "run wall s median"],
                    rows) if rows else ["(no finished runs yet)"]
     lines.append("")
-    for name in ("step_time", "overhead"):
-        found = [p for p in (ROOT / "benchmarks").glob(f"{name}.*") if p.suffix in (".md",
-                                                                                    ".json")]
-        for p in sorted(found):
-            lines.append(f"- Training-step figures ({name}): [{p.name}]({p.name})")
+    for name, what in (("step_time", "Training-step time, PSA-MF vs plain fine-tuning"),
+                       ("overhead", "Trainer overhead beyond forward/backward"),
+                       ("personality_pretrain", "Personality pretraining of the MiniLM")):
+        if (ROOT / "benchmarks" / f"{name}.md").is_file():
+            lines.append(f"- {what} (another engineer's benchmark): [{name}.md]({name}.md)")
     lines.append("")
     return lines
 
