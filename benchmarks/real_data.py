@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from psamf.provenance import git_commit
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = ROOT / "artifacts" / "bench-runs"
@@ -193,19 +195,6 @@ def queue(groups: tuple[str, ...] = GROUPS) -> list[Job]:
 def personality_ready() -> bool:
     return (ROOT / PERSONALITY / "trait_head.json").is_file() and \
         (ROOT / PERSONALITY / "config.json").is_file()
-
-
-def git_commit() -> str:
-    """HEAD, with ``+dirty`` when tracked files under src/ differ from it."""
-    try:
-        sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
-                             capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
-                                "--untracked-files=no", "--", "src"], check=True,
-                               capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha + ("+dirty" if dirty else "")
 
 
 def write_json(path: Path, data: Any) -> None:
