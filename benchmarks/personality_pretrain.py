@@ -31,7 +31,7 @@ RESULT_MD = ROOT / "benchmarks" / "personality_pretrain.md"
 RECIPE = [
     "--backbone", "minilm", "--epochs", "4", "--batch-size", "32", "--encoder-lr", "5e-5",
     "--head-lr", "1e-3", "--weight-decay", "0.01", "--warmup", "0.1", "--max-tokens", "128",
-    "--pooling", "first", "--activation", "sigmoid", "--loss", "mse", "--seed", "0",
+    "--pooling", "mean", "--activation", "sigmoid", "--loss", "mse", "--seed", "0",
 ]
 PREDICTORS = (("constant", "constant (train means)"),
               ("frozen_ridge", "frozen MiniLM mean-pool + ridge"),

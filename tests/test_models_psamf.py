@@ -62,9 +62,10 @@ def test_gradients_reach_every_trainable_part(bert):
         assert any(p.grad.abs().sum() > 0 for p in getattr(model, part).parameters()), part
 
 
-def test_eval_padding_invariance(bert):
+@pytest.mark.parametrize("pooling", ["first", "mean"])
+def test_eval_padding_invariance(bert, pooling):
     """Extra pad tokens and extra zero frames beyond the lengths leave predictions unchanged."""
-    model = _model(bert).eval()
+    model = _model(bert, sentence_pooling=pooling).eval()
     lengths = {"audio": [3, 1, 2, 3], "vision": [2, 2, 1, 2]}
     base = make_batch(model, frames={"audio": 3, "vision": 2}, lengths=lengths)
     padded = make_batch(model, frames={"audio": 3, "vision": 2}, lengths=lengths)
@@ -90,6 +91,19 @@ def test_same_seed_same_output(bert):
     assert torch.equal(outs[0], outs[1])
     other = _model(bert, seed=8)
     assert not torch.equal(outs[0], other(**make_batch(other)).loss)
+
+
+def test_sentence_pooling_mean_reads_every_real_position(bert):
+    """Mean pooling averages M over text + AV tokens: same weights, different readout."""
+    first, mean = _model(bert, seed=3), _model(bert, seed=3, sentence_pooling="mean")
+    assert mean.config.sentence_pooling == "mean"
+    batch = make_batch(first)
+    with torch.no_grad():
+        out_first, out_mean = first.eval()(**batch), mean.eval()(**batch)
+    assert not torch.allclose(out_first.prediction, out_mean.prediction)
+    assert not torch.allclose(out_first.losses["ccl"], out_mean.losses["ccl"])
+    with pytest.raises(ValueError, match="sentence_pooling"):
+        PSAMFConfig(sentence_pooling="max")
 
 
 def test_batch_of_one_skips_contrastive_terms(bert):

@@ -1,6 +1,7 @@
 """Personality-sentiment alignment at one hidden state of the sentiment encoder.
 
-c = first token of hidden state ``align_layer``; z1 = W1 c, z2 = W2 c, p = W_p P (all to D = 64);
+c = first token (or mean: ``sentence_pooling``) of hidden state ``align_layer``;
+z1 = W1 c, z2 = W2 c, p = W_p P (all to D = 64);
 d = (1 - mean_batch cos(z1, p)) / 2 in [0, 1];
 L_ccl = d * C(z1, p)                   (pull the two views together, harder when far apart)
 L_ps  = (1 - d) * mean |w . z2 + b - y|  (the aligned layer must still carry the sentiment)

@@ -12,6 +12,7 @@ from torch import nn
 
 from psamf.models.config import PSAMFConfig
 from psamf.models.psamf import PSAMFOutput, _TextModel
+from psamf.models.text_encoder import pool_tokens
 
 
 class TextFinetune(_TextModel):
@@ -32,8 +33,7 @@ class TextFinetune(_TextModel):
         **_unused: torch.Tensor | None,
     ) -> PSAMFOutput:
         last = self.text_encoder(input_ids, attention_mask)[-1]  # (B, L, H)
-        weights = attention_mask.unsqueeze(-1).to(last.dtype)  # (B, L, 1)
-        pooled = (last * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, H)
+        pooled = pool_tokens(last, attention_mask, "mean")  # (B, H)
         prediction = self.head(pooled).squeeze(-1)  # (B, 1) -> (B,)
         if labels is None:
             return PSAMFOutput(prediction=prediction)

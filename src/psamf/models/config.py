@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MODEL_TYPES: tuple[str, ...] = ("psamf", "text_finetune")
+SENTENCE_POOLINGS: tuple[str, ...] = ("first", "mean")
 FUSION_LAYER_INITS: tuple[str, ...] = ("pretrained", "fresh")
 CONTRASTIVE_SCALES: tuple[str, ...] = ("fixed", "learned")
 CONTRASTIVE_NORMS: tuple[str, ...] = ("after_projection", "authors")
@@ -33,6 +34,10 @@ class PSAMFConfig:
         align_layer: hidden-state index (embeddings = 0) where personality-sentiment alignment
             reads its first token; None = round(10/12 * N) clamped to N-1 (10 for 12 layers, the
             authors' choice), so the auto choice is always a text-only layer.
+        sentence_pooling: how M (layer N, text + AV tokens), c (alignment layer) and s (layer N-1)
+            are read from their hidden states: ``"first"`` token (the paper, default) or
+            ``"mean"`` over real positions (what sentence encoders such as the MiniLM were trained
+            for; the text-only baseline always mean-pools).
         fusion_layer_init: ``"pretrained"`` keeps layer N's pretrained weights (the paper's
             reading); ``"fresh"`` re-initialises it (what the authors' code does).
         contrastive_scale: ``"fixed"`` logits scale ln(1/0.07) ~ 2.66, not exponentiated (authors);
@@ -70,6 +75,7 @@ class PSAMFConfig:
     vision_dim: int | None = None
     av_hidden: int = 64
     align_layer: int | None = None
+    sentence_pooling: str = "first"
     fusion_layer_init: str = "pretrained"
     contrastive_scale: str = "fixed"
     contrastive_norm: str = "after_projection"
@@ -97,6 +103,7 @@ class PSAMFConfig:
     def validate(self) -> None:
         """Raise ValueError naming the bad field and what to use instead."""
         _choice("model_type", self.model_type, MODEL_TYPES)
+        _choice("sentence_pooling", self.sentence_pooling, SENTENCE_POOLINGS)
         _choice("fusion_layer_init", self.fusion_layer_init, FUSION_LAYER_INITS)
         _choice("contrastive_scale", self.contrastive_scale, CONTRASTIVE_SCALES)
         _choice("contrastive_norm", self.contrastive_norm, CONTRASTIVE_NORMS)

@@ -20,7 +20,7 @@ from torch import nn
 
 from psamf.backbones import resolve_backbone
 from psamf.io import save_tensors
-from psamf.models.text_encoder import TextEncoder, load_tokenizer
+from psamf.models.text_encoder import TextEncoder, load_tokenizer, pool_tokens
 
 POOLINGS: tuple[str, ...] = ("cls", "mean")
 _POOLING_ALIASES = {"first": "cls", "cls": "cls", "mean": "mean"}
@@ -85,11 +85,8 @@ class PersonalityEncoder(nn.Module):
             ).to(device)
             mask = batch["attention_mask"]
             last = self.encoder(batch["input_ids"], mask)[-1]  # (B, L, H_p)
-            if self.pooling == "cls":
-                pooled = last[:, 0]  # (B, L, H_p) -> (B, H_p)
-            else:
-                weights = mask.unsqueeze(-1).to(last.dtype)  # (B, L, 1)
-                pooled = (last * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, H_p)
+            pooling = "first" if self.pooling == "cls" else "mean"
+            pooled = pool_tokens(last, mask, pooling)  # (B, L, H_p) -> (B, H_p)
             chunks.append(pooled.float().cpu())
         if not chunks:
             return torch.zeros(0, self.hidden_size)

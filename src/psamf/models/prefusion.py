@@ -6,9 +6,10 @@ through a linear projection H_p -> H first (the paper has equal widths; the proj
 Without personality (ablation) the tokens are ReLU(W h). A sample missing a modality (length 0)
 has a zero summary, so its token is ReLU(P) (or 0) and stays unmasked.
 
-L_clm = sum over modalities of C(s, token), s = first token of layer N-1's output: it ties the text
-to each AV token before layer N mixes them. These modules count as built into the sentiment encoder
-(encoder learning rate); the contrastive projections of L_clm do not.
+L_clm = sum over modalities of C(s, token), s = first token (or mean: ``sentence_pooling``) of
+layer N-1's output: it ties the text to each AV token before layer N mixes them. These modules
+count as built into the sentiment encoder (encoder learning rate); the contrastive projections
+of L_clm do not.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from psamf.models.av_encoders import AVEncoder, AVEncoding
 from psamf.models.config import PSAMFConfig
 from psamf.models.fusion import MultiLevelFusion
 from psamf.models.prefusion import PreFusionContrastive, PreFusionTokens
-from psamf.models.text_encoder import TextEncoder, load_tokenizer
+from psamf.models.text_encoder import TextEncoder, load_tokenizer, pool_tokens
 
 MODALITY_ORDER: tuple[str, ...] = ("vision", "audio")  # [ṽ, ã] and [V_t, A_t] as in the paper
 
@@ -206,7 +206,11 @@ class PSAMF(_TextModel):
             summaries = {m: e.summary for m, e in encodings.items()}
             tokens = self.prefusion(summaries, personality)  # (B, E, H)
         states = self.text_encoder(input_ids, attention_mask, tokens)  # N+1 x (B, L(+E), H)
-        fused = states[-1][:, 0]  # M: (B, L+E, H) -> (B, H)
+        pooling = self.config.sentence_pooling
+        fused_mask = attention_mask
+        if tokens is not None:  # layer N's output also holds the E AV tokens, all real
+            fused_mask = torch.cat([attention_mask, attention_mask.new_ones(tokens.shape[:2])], 1)
+        fused = pool_tokens(states[-1], fused_mask, pooling)  # M: (B, L+E, H) -> (B, H)
         prediction = self.fusion(fused, encodings)  # (B,)
         if labels is None:
             return PSAMFOutput(prediction=prediction)
@@ -214,10 +218,10 @@ class PSAMF(_TextModel):
         labels = labels.to(prediction.dtype)
         losses = {"task": F.l1_loss(prediction, labels)}
         if self.alignment is not None:
-            c = states[self.align_layer][:, 0]  # (B, L, H) -> (B, H)
+            c = pool_tokens(states[self.align_layer], attention_mask, pooling)  # (B, H)
             losses.update(self.alignment(c, personality, labels))
         if self.clm is not None and tokens is not None and input_ids.shape[0] >= 2:
-            s = states[-2][:, 0]  # layer N-1's first token: (B, L, H) -> (B, H)
+            s = pool_tokens(states[-2], attention_mask, pooling)  # layer N-1: (B, H)
             losses["clm"] = self.clm(s, tokens)
         weights = {"task": 1.0, "ccl": self.config.w_ccl, "ps": self.config.w_ps,
                    "clm": self.config.w_clm}

@@ -20,6 +20,18 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from psamf.backbones import resolve_backbone
+from psamf.models.config import SENTENCE_POOLINGS
+
+
+def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, pooling: str = "first") -> torch.Tensor:
+    """One vector per sequence from hidden states (B, L, H): the first token, or the mean over
+    positions whose ``mask`` (B, L) is 1."""
+    if pooling == "first":
+        return hidden[:, 0]  # (B, L, H) -> (B, H)
+    if pooling == "mean":
+        weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, H)
+    raise ValueError(f"pooling must be one of {list(SENTENCE_POOLINGS)}, got {pooling!r}")
 
 
 def load_tokenizer(name_or_path: str):

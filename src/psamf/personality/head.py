@@ -21,23 +21,12 @@ from tqdm.auto import tqdm
 
 from psamf.data.dataset import BIG_FIVE
 from psamf.io import save_tensors, write_json
+from psamf.models.text_encoder import pool_tokens as pool
 from psamf.personality.config import ACTIVATIONS, POOLINGS
 
 HEAD_WEIGHTS = "trait_head.safetensors"
 HEAD_CONFIG = "trait_head.json"
 _FORMAT_VERSION = 1
-
-
-def pool(
-    hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "first"
-) -> torch.Tensor:
-    """Pool the last hidden layer (B, L, H) into P (B, H): first token, or mean over real tokens."""
-    if pooling == "first":
-        return hidden[:, 0]  # (B, L, H) -> (B, H)
-    if pooling == "mean":
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, H)
-    raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
 
 
 class TraitHead(nn.Module):
