@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import real_data  # noqa: E402  (sibling script)
 
+from psamf.io import write_text  # noqa: E402
+
 ROOT = real_data.ROOT
 RESULTS = real_data.RESULTS
 OUT = ROOT / "benchmarks" / "RESULTS.md"
@@ -394,9 +396,7 @@ def render() -> str:
 
 def main() -> int:
     text = render()
-    tmp = OUT.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, OUT)
+    write_text(OUT, text)  # atomic: two queues may regenerate it at the same time
     print(f"wrote {os.path.relpath(OUT, Path.cwd())}")
     return 0
 

@@ -7,7 +7,9 @@ on validation MAE, per-epoch history, the exact command, seed, encoders, git com
 
 The queue skips experiments whose result file exists and resumes interrupted run folders
 (``psamf train --resume``), so rerunning the same command continues where the last session
-stopped. Runs go one at a time (the machine is shared). PSA-MF runs wait for the pretrained
+stopped. One queue runs its jobs one at a time; several queues may run side by side (say two
+with ``OMP_NUM_THREADS=1`` on a 2-core machine): each job is locked while it runs, so a second
+queue takes the next free one. PSA-MF runs wait for the pretrained
 personality encoder (``artifacts/personality-minilm`` with its trait head); meanwhile the queue
 runs the next job that does not need it. One experiment deliberately gives P from the plain
 (untuned) MiniLM, to measure what personality pretraining adds. Results record the encoder.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fcntl
 import json
 import os
 import re
@@ -40,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from psamf.io import write_json
 from psamf.provenance import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,25 +142,29 @@ EXPERIMENTS: tuple[Experiment, ...] = (
           ("no-ps-loss", "w/o L_ps", "model.use_ps_loss=false"),
           ("no-clm-loss", "w/o L_clm", "model.use_clm_loss=false"),
       )),
-    # Design choices the paper leaves open.
+    # Design choices the paper leaves open (3 seeds each: 10 settings x 5 seeds is days of CPU).
     Experiment(group="design", name="fusion-layer-fresh",
                label="fusion layer N re-initialised (authors' code)", budget="mosi-minilm",
-               overrides=(*PSAMF, "model.fusion_layer_init=fresh"), seeds=MOSI_SEEDS,
+               overrides=(*PSAMF, "model.fusion_layer_init=fresh"), seeds=FEW_SEEDS,
                baseline=FULL, notes="default: pretrained layer N"),
+    Experiment(group="design", name="sentence-pooling-mean",
+               label="M, c and s mean-pooled (how the MiniLM was trained)", budget="mosi-minilm",
+               overrides=(*PSAMF, "model.sentence_pooling=mean"), seeds=FEW_SEEDS,
+               baseline=FULL, notes="default: first token (the paper)"),
     Experiment(group="design", name="contrastive-scale-learned",
                label="contrastive scale learned", budget="mosi-minilm",
-               overrides=(*PSAMF, "model.contrastive_scale=learned"), seeds=MOSI_SEEDS,
+               overrides=(*PSAMF, "model.contrastive_scale=learned"), seeds=FEW_SEEDS,
                baseline=FULL, notes="default: fixed ln(1/0.07)"),
     # P from the plain MiniLM (no personality pretraining): does the pretraining matter?
     Experiment(group="design", name="psamf-untuned-personality",
                label="P from the untuned MiniLM (no personality pretraining)",
-               budget="mosi-minilm", overrides=PSAMF, seeds=MOSI_SEEDS, baseline=FULL,
+               budget="mosi-minilm", overrides=PSAMF, seeds=FEW_SEEDS, baseline=FULL,
                personality="untuned", notes="default: personality-pretrained MiniLM"),
     # Alignment hidden state: MiniLM has 6 layers (states 0..6); default 5 (= round(10/12 * 6)),
     # 6 reads layer N's output, i.e. after pre-fusion.
     *(Experiment(group="design", name=f"align-layer-{layer}",
                  label=f"alignment at hidden state {layer}", budget="mosi-minilm",
-                 overrides=(*PSAMF, f"model.align_layer={layer}"), seeds=MOSI_SEEDS,
+                 overrides=(*PSAMF, f"model.align_layer={layer}"), seeds=FEW_SEEDS,
                  baseline=FULL, notes="default: hidden state 5 of 0..6")
       for layer in (1, 2, 3, 4, 6)),
     Experiment(group="mosei-minilm", name="psamf", label="PSA-MF text + personality (MiniLM)",
@@ -195,13 +203,6 @@ def queue(groups: tuple[str, ...] = GROUPS) -> list[Job]:
 def personality_ready() -> bool:
     return (ROOT / PERSONALITY / "trait_head.json").is_file() and \
         (ROOT / PERSONALITY / "config.json").is_file()
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def now() -> str:
@@ -252,6 +253,19 @@ def _save_attempt(run_dir: Path, attempt: Attempt, index: int) -> None:
 
 class DeadlineReached(Exception):
     """The run was stopped at --deadline; it resumes from its last checkpoint next time."""
+
+
+def try_lock(job: Job) -> Any | None:
+    """An exclusive lock on the job (an open file; close it to release), None if another queue
+    holds it. The lock dies with the process, so a killed queue never leaves a job blocked."""
+    RUNS.mkdir(parents=True, exist_ok=True)
+    handle = open(RUNS / f".{job.run_name}.lock", "w")  # noqa: SIM115 - held past this function
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
 
 
 def run_psamf(job: Job, *, deadline: float | None) -> int:
@@ -512,26 +526,38 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return 0
             time.sleep(30)
             continue
-        job = runnable[0]
-        result = collect(job)
-        if result is None:
-            try:
-                rc = run_psamf(job, deadline=deadline)
-            except DeadlineReached:
-                print(f"[bench] stopped {job.run_name} at the deadline; it will resume",
-                      flush=True)
-                return 0
-            if rc != 0:
-                print(f"[bench] {job.run_name} failed with exit code {rc}; see "
-                      f"{LOGS / (job.run_name + '.log')}", flush=True)
-                failed.add(job.run_name)
+        job, lock = None, None
+        for candidate in runnable:
+            lock = try_lock(candidate)
+            if lock is not None:
+                job = candidate
+                break
+        if job is None:  # every runnable job is being run by another queue
+            time.sleep(30)
+            continue
+        with lock:
+            if job.result_path.is_file():  # another queue finished it since we listed
                 continue
             result = collect(job)
             if result is None:
-                print(f"[bench] {job.run_name}: no metrics.json after a clean exit", flush=True)
-                failed.add(job.run_name)
-                continue
-        write_json(job.result_path, result)
+                try:
+                    rc = run_psamf(job, deadline=deadline)
+                except DeadlineReached:
+                    print(f"[bench] stopped {job.run_name} at the deadline; it will resume",
+                          flush=True)
+                    return 0
+                if rc != 0:
+                    print(f"[bench] {job.run_name} failed with exit code {rc}; see "
+                          f"{LOGS / (job.run_name + '.log')}", flush=True)
+                    failed.add(job.run_name)
+                    continue
+                result = collect(job)
+                if result is None:
+                    print(f"[bench] {job.run_name}: no metrics.json after a clean exit",
+                          flush=True)
+                    failed.add(job.run_name)
+                    continue
+            write_json(job.result_path, result)
         test = result["test"]
         print(f"[bench] {job.experiment.key} seed {job.seed}: test MAE {test['mae']:.4f} "
               f"Acc-2 non0 {test['acc2_non0']:.2f} (best epoch {result['best_epoch']}, "
