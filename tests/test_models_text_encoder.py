@@ -90,19 +90,22 @@ def test_unsupported_architecture_is_named():
         TextEncoder(model=ElectraModel(narrow))
 
 
-@pytest.mark.slow
-def test_real_minilm_equals_stock_forward():
-    from psamf.backbones import resolve_backbone
-
-    path = resolve_backbone("minilm")
+def _assert_equals_stock(path: str, *, layers: int, hidden: int, tol: float) -> None:
     stock = AutoModel.from_pretrained(path).eval()
-    ours = TextEncoder.from_pretrained("minilm").eval()
-    assert ours.num_layers == 6 and ours.hidden_size == 384
+    ours = TextEncoder.from_pretrained(path).eval()
+    assert ours.num_layers == layers and ours.hidden_size == hidden
     ids, mask = _batch(12)
     with torch.no_grad():
         reference = stock(input_ids=ids, attention_mask=mask).last_hidden_state
         got = ours(ids, mask)[-1]
-    torch.testing.assert_close(got[mask.bool()], reference[mask.bool()], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got[mask.bool()], reference[mask.bool()], atol=tol, rtol=tol)
+
+
+@pytest.mark.slow
+def test_real_minilm_equals_stock_forward():
+    from psamf.backbones import resolve_backbone
+
+    _assert_equals_stock(resolve_backbone("minilm"), layers=6, hidden=384, tol=1e-5)
 
 
 @pytest.mark.slow
@@ -114,11 +117,4 @@ def test_real_mpnet_equals_stock_forward():
         path = resolve_backbone("mpnet")
     except FileNotFoundError as err:
         pytest.skip(str(err))
-    stock = AutoModel.from_pretrained(path).eval()
-    ours = TextEncoder.from_pretrained(path).eval()
-    assert ours.num_layers == 12 and ours.hidden_size == 768
-    ids, mask = _batch(12)
-    with torch.no_grad():
-        reference = stock(input_ids=ids, attention_mask=mask).last_hidden_state
-        got = ours(ids, mask)[-1]
-    torch.testing.assert_close(got[mask.bool()], reference[mask.bool()], atol=1e-4, rtol=1e-4)
+    _assert_equals_stock(path, layers=12, hidden=768, tol=1e-4)
