@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=int, default=d.max_tokens,
                    help="truncate transcripts to this many tokens (the count is logged)")
     p.add_argument("--pooling", choices=("first", "mean"), default=d.pooling,
-                   help="how P is pooled from the last layer (PSA-MF uses the first token)")
+                   help="how P is pooled from the last layer; PSA-MF reads P pooled the same way")
     p.add_argument("--activation", choices=("sigmoid", "none"), default=d.activation,
                    help="output of the trait head")
     p.add_argument("--loss", choices=("mse", "l1"), default=d.loss)

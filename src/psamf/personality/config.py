@@ -16,12 +16,12 @@ class PretrainConfig:
     backbone: str = "minilm"
     epochs: int = 4
     batch_size: int = 32
-    encoder_lr: float = 3e-5
+    encoder_lr: float = 5e-5
     head_lr: float = 1e-3
     weight_decay: float = 0.01
     warmup: float = 0.1  # fraction of all optimizer steps
     max_tokens: int = 128
-    pooling: str = "first"
+    pooling: str = "mean"  # beat "first" on validation (benchmarks/personality_pretrain.md)
     activation: str = "sigmoid"
     loss: str = "mse"
     grad_clip: float = 1.0

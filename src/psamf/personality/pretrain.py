@@ -1,11 +1,11 @@
 """The personality pretraining recipe: fine-tune an encoder + TraitHead on First Impressions.
 
-Recipe (defaults in ``PretrainConfig``): P = first token of the last layer feeds a linear head with
-a sigmoid (started as the constant predictor: zero weights, bias = logit of the training means);
-MSE loss; AdamW with two groups (encoder lr, higher head lr), linear warmup then linear decay,
-gradient norm clipped at 1. After each epoch the model is scored on the validation split; the
-epoch with the best validation mean accuracy (1 − MAE) is kept. The test split is scored once, at
-the end, with the kept weights.
+Recipe (defaults in ``PretrainConfig``, the one benchmarked): P = the mean of the last layer over
+real tokens (or its first token) feeds a linear head with a sigmoid, started as the constant
+predictor (zero weights, bias = logit of the training means); MSE loss; AdamW with two groups
+(encoder lr, higher head lr), linear warmup then linear decay, gradient norm clipped at 1. After
+each epoch the model is scored on the validation split; the epoch with the best validation mean
+accuracy (1 - MAE) is kept. The test split is scored once, at the end, with the kept weights.
 
 Empty transcripts are dropped from training (logged count); at evaluation every predictor gives
 them the training means, so reported figures cover every clip of a split.
