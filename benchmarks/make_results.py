@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_data  # noqa: E402  (sibling script)
 
 from psamf.io import write_text  # noqa: E402
+from psamf.models.config import PSAMFConfig  # noqa: E402
 
 ROOT = real_data.ROOT
 RESULTS = real_data.RESULTS
@@ -163,9 +164,11 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
 def config_drift(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     """Experiments whose seeds ran with different resolved configs (code changed in between)."""
     ignore = {"seeds", "progress", "cache_dir"}
+    # A model field added after a run was made has its default value in that run.
+    defaults = _flat({"model": PSAMFConfig().to_dict()})
     out = []
     for key, runs in sorted(results.items()):
-        flats = [_flat(r.get("config", {})) for r in runs.values()]
+        flats = [{**defaults, **_flat(r.get("config", {}))} for r in runs.values()]
         keys = sorted({k for f in flats for k in f if k not in ignore
                        and len({repr(g.get(k)) for g in flats}) > 1})
         if keys:
@@ -289,7 +292,7 @@ def speed_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
                        ("overhead", "Trainer overhead beyond forward/backward"),
                        ("personality_pretrain", "Personality pretraining of the MiniLM")):
         if (ROOT / "benchmarks" / f"{name}.md").is_file():
-            lines.append(f"- {what} (another engineer's benchmark): [{name}.md]({name}.md)")
+            lines.append(f"- {what}: [{name}.md]({name}.md)")
     lines.append("")
     return lines
 
@@ -367,10 +370,11 @@ def render() -> str:
         "MOSI here has real text and audio features and no video (see the data README); "
         "MOSEI has text only.",
         "",
-        "Reproduce (each command skips finished results and resumes interrupted runs; run one "
-        "at a time): `.venv/bin/python benchmarks/real_data.py run --commit` (the whole queue, "
+        "Reproduce (each command skips finished results and resumes interrupted runs): "
+        "`.venv/bin/python benchmarks/real_data.py run --commit` (the whole queue, "
         "in priority order; `--group NAME` for one group, `--deadline HH:MM` to stop "
-        "resumably), `.venv/bin/python benchmarks/speed.py inference --threads 1`, "
+        "resumably; several queues may run side by side, e.g. two with `OMP_NUM_THREADS=1`, "
+        "each taking the next unlocked job), `.venv/bin/python benchmarks/speed.py inference --threads 1`, "
         "`.venv/bin/python benchmarks/speed.py memory`, then "
         "`.venv/bin/python benchmarks/make_results.py`.",
         "",
