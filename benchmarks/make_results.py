@@ -374,7 +374,8 @@ def render() -> str:
         "`.venv/bin/python benchmarks/real_data.py run --commit` (the whole queue, "
         "in priority order; `--group NAME` for one group, `--deadline HH:MM` to stop "
         "resumably; several queues may run side by side, e.g. two with `OMP_NUM_THREADS=1`, "
-        "each taking the next unlocked job), `.venv/bin/python benchmarks/speed.py inference --threads 1`, "
+        "each taking the next unlocked job), "
+        "`.venv/bin/python benchmarks/speed.py inference --threads 1`, "
         "`.venv/bin/python benchmarks/speed.py memory`, then "
         "`.venv/bin/python benchmarks/make_results.py`.",
         "",
