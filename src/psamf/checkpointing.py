@@ -2,8 +2,8 @@
 
 Optimizer state is split into tensors (``state.<param index>.<name>``, for a safetensors file) and
 JSON-able metadata (param groups and non-tensor per-parameter values); RNG state into torch
-generator states (tensors) and Python / numpy states (JSON). Both ``psamf.training.checkpoint`` and
-``psamf.personality.checkpoint`` build their folders from these, so nothing is pickled.
+generator states (tensors) and Python / numpy states (JSON). ``psamf.training.checkpoint`` builds
+its folders from these (for PSA-MF training and personality pretraining), so nothing is pickled.
 """
 
 from __future__ import annotations

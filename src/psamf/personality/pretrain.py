@@ -31,14 +31,20 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from psamf.backbones import resolve_backbone
+from psamf.checkpointing import load_tensors
 from psamf.data.dataset import PersonalityDataset, PersonalitySplit
 from psamf.io import atomic_dir, write_json
-from psamf.personality import checkpoint as ckpt
 from psamf.personality.baselines import frozen_ridge, nonempty_mask
 from psamf.personality.config import PretrainConfig
 from psamf.personality.head import TraitHead, pool
 from psamf.personality.report import metrics_table, model_card
+from psamf.training.checkpoint import (
+    has_training_checkpoint,
+    load_training_checkpoint,
+    save_training_checkpoint,
+)
 
+BEST_FILE = "best.safetensors"  # inside the checkpoint folder
 log = logging.getLogger(__name__)
 
 SELECTION = "validation acc_mean (mean over traits of 1 - MAE)"
@@ -306,11 +312,10 @@ def pretrain_personality(
 
     state: dict[str, Any] = {"epochs_done": 0, "best_epoch": None, "best_score": None,
                              "history": []}
-    if ckpt.read_state(partial / "checkpoint") is not None:
-        state, _ = ckpt.load_checkpoint(
+    if has_training_checkpoint(partial / "checkpoint"):
+        state = load_training_checkpoint(
             partial / "checkpoint", model=model, optimizer=optimizer, scheduler=scheduler
         )
-        state = {k: state[k] for k in ("epochs_done", "best_epoch", "best_score", "history")}
         log.info("resuming from %s after epoch %d", partial / "checkpoint", state["epochs_done"])
     if finish_early:
         if state["epochs_done"] == 0:
@@ -347,12 +352,14 @@ def pretrain_personality(
         log.info("epoch %d/%d: train %s %.5f, valid acc_mean %.4f r2_mean %.4f%s (%.0f s)",
                  epoch + 1, config.epochs, config.loss, train_loss, score, valid_m["r2_mean"],
                  "  *best*" if improved else "", time.time() - t0)
-        ckpt.save_checkpoint(
+        # The best weights ride in the checkpoint, so a resumed run still tests the right epoch.
+        best = {k: v.detach().clone() for k, v in model.state_dict().items()} if improved else None
+        save_training_checkpoint(
             partial / "checkpoint", model=model, optimizer=optimizer, scheduler=scheduler,
-            state=state, best=ckpt.model_tensors(model) if improved else None,
+            loop_state=state, extra_tensors={BEST_FILE: best},
         )
 
-    model.load_state_dict(ckpt.load_best(partial / "checkpoint"))
+    model.load_state_dict(load_tensors(partial / "checkpoint" / BEST_FILE))
     metrics = _final_metrics(model, tokenizer, corpus, means, baselines, config, dev)
     metrics.update({
         "selection": SELECTION, "best_epoch": state["best_epoch"], "history": state["history"],

@@ -4,12 +4,16 @@ A *model* checkpoint is ``model.safetensors`` (the state dict). A *training* che
 ``checkpoint/`` with ``model.safetensors``, ``optimizer.safetensors`` (Adam's per-parameter state
 flattened to ``state.<param index>.<name>``), ``rng.safetensors`` (torch CPU / CUDA generator
 states) and ``state.json`` (optimizer hyper-parameters, scheduler, early stopping, loop position,
-Python and numpy RNG states). Nothing is pickled, so a checkpoint can be loaded without trusting it.
+Python and numpy RNG states), plus any extra tensor files a loop keeps there (personality
+pretraining keeps its best weights as ``best.safetensors``). Nothing is pickled, so a checkpoint can
+be loaded without trusting it.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +29,16 @@ from psamf.checkpointing import (
 from psamf.io import atomic_dir, save_tensors, write_json
 
 MODEL_FILE = "model.safetensors"
+STATE_FILE = "state.json"
 _FORMAT = 1
 
 
 def save_model(
     path: str | Path, model: torch.nn.Module, metadata: dict[str, str] | None = None
 ) -> None:
-    save_tensors(path, dict(model.state_dict()), metadata=metadata)
+    # Clones, so weights shared between modules (tied embeddings) save as separate tensors.
+    tensors = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    save_tensors(path, tensors, metadata=metadata)
 
 
 def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
@@ -53,16 +60,27 @@ def save_training_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
     loop_state: dict[str, Any],
+    extra_tensors: Mapping[str, dict[str, torch.Tensor] | None] | None = None,
 ) -> None:
-    """Write the whole training state into ``folder``, replacing it atomically."""
+    """Write the whole training state into ``folder``, replacing it atomically.
+
+    ``extra_tensors`` names more safetensors files to keep in the folder (a loop's best weights,
+    say); a None value carries that file over unchanged from the checkpoint being replaced.
+    """
+    folder = Path(folder)
     opt_tensors, opt_meta = optimizer_tensors(optimizer)
     rng_tensors, rng_scalars = rng_state()
     with atomic_dir(folder) as tmp:
         save_model(tmp / MODEL_FILE, model)
+        for name, tensors in (extra_tensors or {}).items():
+            if tensors is not None:
+                save_tensors(tmp / name, tensors)
+            elif (folder / name).is_file():
+                shutil.copy2(folder / name, tmp / name)
         save_tensors(tmp / "optimizer.safetensors", opt_tensors)
         save_tensors(tmp / "rng.safetensors", rng_tensors)
         write_json(
-            tmp / "state.json",
+            tmp / STATE_FILE,
             {
                 "format": _FORMAT,
                 "loop": loop_state,
@@ -82,7 +100,7 @@ def load_training_checkpoint(
 ) -> dict[str, Any]:
     """Restore model, optimizer, scheduler and RNGs from ``folder``; return the loop state."""
     folder = Path(folder)
-    state_path = folder / "state.json"
+    state_path = folder / STATE_FILE
     if not state_path.is_file():
         raise FileNotFoundError(f"{state_path}: training checkpoint incomplete or missing")
     try:
@@ -101,3 +119,8 @@ def load_training_checkpoint(
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(load_tensors(folder / "rng.safetensors"), state["rng"])
     return state["loop"]
+
+
+def has_training_checkpoint(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a training checkpoint to resume from."""
+    return (Path(folder) / STATE_FILE).is_file()

@@ -30,6 +30,7 @@ from psamf.metrics import regression_metrics
 from psamf.training.batching import EncodedSplit, batches_of, epoch_order, make_loader, to_device
 from psamf.training.checkpoint import (
     MODEL_FILE,
+    has_training_checkpoint,
     load_model_weights,
     load_training_checkpoint,
     save_model,
@@ -281,7 +282,7 @@ class Trainer:
         model, optimizer, scheduler = self._build()
         loop = _fresh_loop_state()
         checkpoint = self.folder / CHECKPOINT_DIR
-        if (checkpoint / "state.json").is_file():
+        if has_training_checkpoint(checkpoint):
             loop = load_training_checkpoint(
                 checkpoint, model=model, optimizer=optimizer, scheduler=scheduler
             )
