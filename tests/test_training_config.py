@@ -7,8 +7,13 @@ import math
 import pytest
 import torch
 
+from psamf.checkpointing import load_tensors
 from psamf.cli import build_parser
-from psamf.training.checkpoint import load_training_checkpoint, save_training_checkpoint
+from psamf.training.checkpoint import (
+    has_training_checkpoint,
+    load_training_checkpoint,
+    save_training_checkpoint,
+)
 from psamf.training.config import TrainConfig, apply_overrides, parse_overrides, valid_keys
 from psamf.training.presets import PRESETS, get_preset
 from psamf.training.reports import csv_table, markdown_table, mean_std, summarize
@@ -135,3 +140,22 @@ def test_training_checkpoint_restores_optimizer_scheduler_and_rng(tmp_path):
         assert torch.equal(a, b)
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [
         "model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json"]
+
+
+def test_training_checkpoint_keeps_extra_tensor_files_across_saves(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters())
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    best = {k: v.clone() for k, v in model.state_dict().items()}
+    folder = tmp_path / "ck"
+    save_training_checkpoint(folder, model=model, optimizer=opt, scheduler=sched,
+                             loop_state={"epoch": 1}, extra_tensors={"best.safetensors": best})
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    # None = unchanged since the last save: the earlier best must survive the folder's replacement.
+    save_training_checkpoint(folder, model=model, optimizer=opt, scheduler=sched,
+                             loop_state={"epoch": 2}, extra_tensors={"best.safetensors": None})
+    kept = load_tensors(folder / "best.safetensors")
+    assert torch.equal(kept["weight"], best["weight"])
+    assert not torch.equal(kept["weight"], model.weight)
+    assert has_training_checkpoint(folder) and not has_training_checkpoint(tmp_path / "none")
