@@ -203,6 +203,53 @@ def verdict_lines(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> 
     return out
 
 
+# The issue's goals (means over seeds): (experiment, metric key, target).
+GOALS: tuple[tuple[str, str, float], ...] = (
+    ("mosi-minilm/psamf", "acc2_non0", 85.0), ("mosi-minilm/psamf", "mae", 0.74),
+    ("mosi-mpnet/psamf", "acc2_non0", 86.5), ("mosi-mpnet/psamf", "mae", 0.68),
+)
+
+
+def goals_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """Each goal against the measured mean: met, or missed by how much; PSA-MF vs baseline."""
+    names = dict(METRICS)
+    rows = []
+    for key, metric, target in GOALS:
+        runs = results.get(key, {})
+        label = real_data.experiment(key).label
+        goal = f"{label}: test {names[metric]} {'≤' if metric in LOWER_IS_BETTER else '≥'} " \
+               f"{fmt(metric, target)}"
+        if not runs:
+            rows.append([goal, "–", "not run yet"])
+            continue
+        mean, _ = mean_std([r["test"][metric] for r in runs.values()])
+        short = (mean - target) if metric in LOWER_IS_BETTER else (target - mean)
+        status = "met" if short <= 0 else f"missed by {fmt(metric, short)}"
+        rows.append([goal, f"{fmt(metric, mean)} ({len(runs)} seeds)", status])
+    for exp in real_data.EXPERIMENTS:
+        if exp.group not in ("mosi-minilm", "mosi-mpnet") or exp.baseline is None:
+            continue
+        runs, base = results.get(exp.key, {}), results.get(exp.baseline, {})
+        for metric in ("mae", "acc2_non0"):
+            goal = f"{exp.label} ahead of text-only by more than one std ({names[metric]})"
+            if len(runs) < 2 or len(base) < 2:
+                rows.append([goal, "–", "not run yet (needs 2+ seeds of each)"])
+                continue
+            m1, s1 = mean_std([r["test"][metric] for r in runs.values()])
+            m0, s0 = mean_std([r["test"][metric] for r in base.values()])
+            gain = (m0 - m1) if metric in LOWER_IS_BETTER else (m1 - m0)
+            spread = max(s0, s1)
+            status = "met" if gain > spread else f"missed by {fmt(metric, spread - gain)}"
+            measured = f"gain {fmt(metric, gain, signed=True)}, max std {fmt(metric, spread)}"
+            rows.append([goal, measured, status])
+    lines = ["## Goals", "",
+             "The goals set for these benchmarks, against what the result files hold. What was "
+             "tried towards them, on validation only: [explorations.md](explorations.md).", ""]
+    lines += table(["goal", "measured (mean)", "status"], rows)
+    lines.append("")
+    return lines
+
+
 def delta_section(group: str, title: str, results: dict[str, dict[int, dict[str, Any]]],
                   intro: str, extra: Sequence[str] = ()) -> list[str]:
     members = [e for e in real_data.EXPERIMENTS if e.group == group]
@@ -381,6 +428,7 @@ def render() -> str:
         "",
     ]
     lines += personality_note(results)
+    lines += goals_section(results)
     lines += ["## Main comparisons", ""]
     for group in ("mosi-minilm", "mosi-mpnet", "mosei-minilm"):
         lines += comparison_section(group, results)
