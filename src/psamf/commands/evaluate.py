@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from psamf.commands._args import add_command, add_run_argument
+from psamf.device import DEVICES_HELP
 
 SPLIT_CHOICES = ("test", "valid", "train", "all")
 
@@ -29,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=SPLIT_CHOICES, default="test")
     p.add_argument("--seed", type=int, default=None, help="one seed of the run (default: all)")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write JSON here")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", default="auto", help=DEVICES_HELP)
     p.set_defaults(func=run)
 
 
@@ -51,6 +52,7 @@ def check_modalities(model_widths: dict[str, int], dataset) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from psamf.device import resolve_device
     from psamf.io import write_json
     from psamf.training.config import DataConfig, TrainConfig
     from psamf.training.prepare import (
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         load_trained_model,
         quiet_transformers,
     )
-    from psamf.training.trainer import evaluate_split, resolve_device
+    from psamf.training.trainer import evaluate_split
 
     quiet_transformers(getattr(args, "verbose", False))
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from psamf.commands._args import add_command, add_run_argument
+from psamf.device import DEVICES_HELP
 
 SENTIMENT_CLASSES: dict[int, str] = {
     -3: "strongly negative", -2: "negative", -1: "weakly negative", 0: "neutral",
@@ -36,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--audio", type=Path, default=None, help=".npy audio features (T, d_audio)")
     p.add_argument("--vision", type=Path, default=None, help=".npy vision features (T, d_vision)")
     p.add_argument("--seed", type=int, default=None, help="which seed's model (default: first)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", default="cpu",
+                   help=f"{DEVICES_HELP} (default cpu: one utterance is fastest there)")
     p.set_defaults(func=run)
 
 
@@ -72,12 +74,13 @@ def load_frames(path: Path | None, name: str, width: int | None) -> tuple[np.nda
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from psamf.device import resolve_device
     from psamf.training.runs import load_trained_model, quiet_transformers
 
     quiet_transformers(getattr(args, "verbose", False))
 
-    config, seed, model = load_trained_model(args.run, args.seed, device=args.device)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
+    config, seed, model = load_trained_model(args.run, args.seed, device=device)
     widths = config.model.modality_widths()
     batch = {k: v.to(device) for k, v in model.tokenize([args.text]).items()}
     used: dict[str, str] = {}

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from psamf.backbones import DEFAULT_BACKBONE
+from psamf.device import DEVICES_HELP
 
 
 def _defaults():
@@ -63,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="use only the first N clips of each split (quick runs)")
     p.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=d.baselines,
                    help="also score the frozen encoder + ridge baseline")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", default="auto", help=DEVICES_HELP)
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue an unfinished run found in <out>.partial/ (same options)")
     p.add_argument("--stop-after-epochs", type=int, default=None,

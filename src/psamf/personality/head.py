@@ -20,6 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from psamf.data.dataset import BIG_FIVE
+from psamf.device import resolve_device
 from psamf.io import save_tensors, write_json
 from psamf.models.text_encoder import pool_tokens as pool
 from psamf.personality.config import ACTIVATIONS, POOLINGS
@@ -135,12 +136,6 @@ def load_trait_head(folder: str | Path) -> TraitHead | None:
     return head
 
 
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 @torch.no_grad()
 def encode_texts(
     encoder: nn.Module,
@@ -157,7 +152,7 @@ def encode_texts(
 
     ``desc`` shows a progress bar with that label.
     """
-    dev = _device(device)
+    dev = resolve_device(device)
     encoder.eval().to(dev)
     chunks: list[torch.Tensor] = []
     starts = range(0, len(texts), batch_size)

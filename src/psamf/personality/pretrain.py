@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from psamf.backbones import resolve_backbone
 from psamf.checkpointing import load_tensors
 from psamf.data.dataset import PersonalityDataset, PersonalitySplit
+from psamf.device import resolve_device
 from psamf.io import atomic_dir, write_json
 from psamf.personality.baselines import frozen_ridge, nonempty_mask
 from psamf.personality.config import PretrainConfig
@@ -128,15 +129,6 @@ def predict(
 
 
 # ----------------------------------------------------------------------------- training
-
-
-def _resolve_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    return dev
 
 
 def _build(config: PretrainConfig, means: np.ndarray, traits: tuple[str, ...]):
@@ -270,7 +262,7 @@ def pretrain_personality(
     config.validate()
     started = time.time()
     out_dir = Path(out_dir)
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     corpus = load_corpus(data, config.limit)
     traits = tuple(corpus.traits)
     train, valid, test = (corpus.splits[k] for k in ("train", "valid", "test"))

@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
+from psamf.device import DEVICES_HELP
 from psamf.models.config import PSAMFConfig
 
-DEVICES_HELP = "auto, cpu, cuda or cuda:N"
 CACHE_ENV = "PSAMF_CACHE"
 DEFAULT_PERSONALITY_ENCODER = "artifacts/personality-minilm"
 AUTO = "auto"

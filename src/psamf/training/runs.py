@@ -23,7 +23,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psamf import __version__
 from psamf.io import write_json, write_text
@@ -32,6 +32,9 @@ from psamf.training.plots import write_plots
 from psamf.training.prepare import Prepared, prepare
 from psamf.training.reports import SYNTHETIC_BANNER, write_summary
 from psamf.training.trainer import BEST_DIR, CHECKPOINT_DIR, METRICS_FILE, Trainer
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +174,8 @@ def best_weights(run: str | Path, seed: int) -> Path:
     return path
 
 
-def load_trained_model(run: str | Path, seed: int | None = None, *, device: str = "cpu"):
+def load_trained_model(run: str | Path, seed: int | None = None, *,
+                       device: str | torch.device = "cpu"):
     """(config, seed, model in eval mode) with the seed's best-on-validation weights."""
     from psamf.models import build_model
     from psamf.training.checkpoint import load_model_weights

@@ -25,6 +25,7 @@ from torch.nn.utils import clip_grad_norm_
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from tqdm.auto import tqdm
 
+from psamf.device import resolve_device
 from psamf.io import write_json
 from psamf.metrics import regression_metrics
 from psamf.training.batching import EncodedSplit, batches_of, epoch_order, make_loader, to_device
@@ -54,14 +55,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={name} but CUDA is not available here; use device=cpu or auto")
-    return torch.device(name)
 
 
 @dataclass
