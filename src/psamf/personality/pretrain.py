@@ -345,10 +345,9 @@ def pretrain_personality(
                  epoch + 1, config.epochs, config.loss, train_loss, score, valid_m["r2_mean"],
                  "  *best*" if improved else "", time.time() - t0)
         # The best weights ride in the checkpoint, so a resumed run still tests the right epoch.
-        best = {k: v.detach().clone() for k, v in model.state_dict().items()} if improved else None
         save_training_checkpoint(
             partial / "checkpoint", model=model, optimizer=optimizer, scheduler=scheduler,
-            loop_state=state, extra_tensors={BEST_FILE: best},
+            loop_state=state, extra_tensors={BEST_FILE: model.state_dict() if improved else None},
         )
 
     model.load_state_dict(load_tensors(partial / "checkpoint" / BEST_FILE))

@@ -36,9 +36,7 @@ _FORMAT = 1
 def save_model(
     path: str | Path, model: torch.nn.Module, metadata: dict[str, str] | None = None
 ) -> None:
-    # Clones, so weights shared between modules (tied embeddings) save as separate tensors.
-    tensors = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    save_tensors(path, tensors, metadata=metadata)
+    save_tensors(path, dict(model.state_dict()), metadata=metadata)
 
 
 def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
