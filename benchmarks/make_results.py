@@ -179,6 +179,14 @@ def config_drift(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     return out
 
 
+def gain_and_spread(runs: dict[int, dict[str, Any]], base: dict[int, dict[str, Any]],
+                    key: str) -> tuple[float, float]:
+    """(how far ``runs`` is ahead of ``base`` on the test mean of ``key``, the larger std)."""
+    m1, s1 = mean_std([r["test"][key] for r in runs.values()])
+    m0, s0 = mean_std([r["test"][key] for r in base.values()])
+    return (m0 - m1) if key in LOWER_IS_BETTER else (m1 - m0), max(s0, s1)
+
+
 def verdict_lines(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     """PSA-MF vs baseline: is the difference of means larger than both spreads?"""
     out: list[str] = []
@@ -189,10 +197,7 @@ def verdict_lines(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> 
         if len(runs) < 2 or len(base) < 2:
             continue
         for key, name in (("mae", "MAE"), ("acc2_non0", "Acc-2 non0"), ("f1_non0", "F1 non0")):
-            m1, s1 = mean_std([r["test"][key] for r in runs.values()])
-            m0, s0 = mean_std([r["test"][key] for r in base.values()])
-            gain = (m0 - m1) if key in LOWER_IS_BETTER else (m1 - m0)
-            spread = max(s0, s1)
+            gain, spread = gain_and_spread(runs, base, key)
             word = "ahead" if gain > 0 else "behind"
             beyond = "more" if abs(gain) > spread else "less"
             out.append(f"- {name}: {exp.label} is {word} by {fmt(key, abs(gain))} "
@@ -235,10 +240,7 @@ def goals_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
             if len(runs) < 2 or len(base) < 2:
                 rows.append([goal, "–", "not run yet (needs 2+ seeds of each)"])
                 continue
-            m1, s1 = mean_std([r["test"][metric] for r in runs.values()])
-            m0, s0 = mean_std([r["test"][metric] for r in base.values()])
-            gain = (m0 - m1) if metric in LOWER_IS_BETTER else (m1 - m0)
-            spread = max(s0, s1)
+            gain, spread = gain_and_spread(runs, base, metric)
             status = "met" if gain > spread else f"missed by {fmt(metric, spread - gain)}"
             measured = f"gain {fmt(metric, gain, signed=True)}, max std {fmt(metric, spread)}"
             rows.append([goal, measured, status])
