@@ -23,7 +23,7 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"device {name!r}: not a device name ({DEVICES_HELP})") from err
+        raise ValueError(f"device {str(name)!r}: not a device name ({DEVICES_HELP})") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(name)!r} asked for, but CUDA is not available here; "
                          "use cpu or auto")
