@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from scipy import stats
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import real_data  # noqa: E402  (sibling script)
@@ -107,6 +109,17 @@ def paired_deltas(runs: dict[int, dict[str, Any]], base: dict[int, dict[str, Any
                   key: str) -> list[float]:
     common = sorted(set(runs) & set(base))
     return [runs[s]["test"][key] - base[s]["test"][key] for s in common]
+
+
+def paired_p(deltas: Sequence[float]) -> str:
+    """Two-sided paired t-test of the per-seed deltas against 0 (``–`` under 2 seeds)."""
+    if len(deltas) < 2 or statistics.stdev(deltas) == 0:
+        return "–"
+    return f"{stats.ttest_1samp(deltas, 0.0).pvalue:.2f}"
+
+
+P_NOTE = ("p = two-sided paired t-test of the per-seed Δ against 0; with 3–5 seeds only large, "
+          "consistent effects reach p < 0.05.")
 
 
 def comparison_section(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
@@ -202,9 +215,10 @@ def verdict_lines(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> 
             beyond = "more" if abs(gain) > spread else "less"
             out.append(f"- {name}: {exp.label} is {word} by {fmt(key, abs(gain))} "
                        f"({beyond} than one std, max std {fmt(key, spread)}; "
-                       f"{len(runs)} vs {len(base)} seeds).")
+                       f"{len(runs)} vs {len(base)} seeds; paired p "
+                       f"{paired_p(paired_deltas(runs, base, key))}).")
     if out:
-        out.append("")
+        out += ["", P_NOTE, ""]
     return out
 
 
@@ -261,20 +275,22 @@ def delta_section(group: str, title: str, results: dict[str, dict[int, dict[str,
     keys = ("mae", "corr", "acc2_non0", "f1_non0", "acc2_has0", "acc7")
     names = dict(METRICS)
     rows = [["full PSA-MF (absolute)", f"{len(full)} ({seeds_text(list(full))})",
-             *(fmt_ms(k, [r["test"][k] for r in full.values()]) for k in keys), ""]]
+             *(fmt_ms(k, [r["test"][k] for r in full.values()]) for k in keys), "", "", ""]]
     for exp in members:
         runs = results.get(exp.key, {})
         common = sorted(set(runs) & set(full))
         if not common:
-            rows.append([exp.label, "0", *("–" for _ in keys), exp.notes])
+            rows.append([exp.label, "0", *("–" for _ in keys), "–", "–", exp.notes])
             continue
         rows.append([exp.label, f"{len(common)} ({seeds_text(common)})",
                      *(fmt_ms(k, paired_deltas(runs, full, k), signed=True) for k in keys),
-                     exp.notes])
-    lines += table(["variant", "paired seeds", *(f"Δ {names[k]}" for k in keys), "note"], rows)
+                     paired_p(paired_deltas(runs, full, "mae")),
+                     paired_p(paired_deltas(runs, full, "acc2_non0")), exp.notes])
+    lines += table(["variant", "paired seeds", *(f"Δ {names[k]}" for k in keys),
+                    "p (Δ MAE)", "p (Δ Acc-2 non0)", "note"], rows)
     lines.append("")
     lines.append("Δ = variant − full PSA-MF on the same seed (mean ± std over seeds); "
-                 "lower MAE is better, higher is better for the rest.")
+                 "lower MAE is better, higher is better for the rest. " + P_NOTE)
     lines.append("")
     return lines
 

@@ -1,0 +1,46 @@
+"""The statistics that benchmarks/RESULTS.md is generated with (benchmarks/make_results.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import make_results  # noqa: E402  (benchmark script, not a package)
+
+
+def _runs(values: dict[int, tuple[float, float]]) -> dict[int, dict]:
+    """Result-file stand-ins: seed -> test metrics (MAE, Acc-2 non0)."""
+    return {seed: {"test": {"mae": mae, "acc2_non0": acc}} for seed, (mae, acc) in values.items()}
+
+
+def test_paired_p_is_the_paired_t_test_over_common_seeds() -> None:
+    variant = _runs({1: (0.80, 82.0), 2: (0.84, 80.5), 3: (0.79, 83.1), 4: (0.90, 79.0)})
+    full = _runs({1: (0.78, 83.0), 2: (0.81, 81.0), 3: (0.80, 82.9), 5: (0.70, 85.0)})
+    deltas = make_results.paired_deltas(variant, full, "mae")
+    assert deltas == pytest.approx([0.02, 0.03, -0.01])  # seeds 4 and 5 are unpaired
+    expected = stats.ttest_rel([0.80, 0.84, 0.79], [0.78, 0.81, 0.80]).pvalue
+    assert make_results.paired_p(deltas) == f"{expected:.2f}"
+
+
+@pytest.mark.parametrize("deltas", [[0.01], [0.02, 0.02, 0.02]])
+def test_paired_p_is_undefined_for_one_seed_or_no_spread(deltas: list[float]) -> None:
+    assert make_results.paired_p(deltas) == "–"
+
+
+def test_goal_table_says_by_how_much_a_goal_is_missed() -> None:
+    psamf = _runs({1: (0.76, 84.0), 2: (0.74, 85.0)})  # mean MAE 0.75, Acc-2 84.5
+    text = _runs({1: (0.79, 83.0), 2: (0.80, 83.2)})
+    lines = make_results.goals_section({"mosi-minilm/psamf": psamf,
+                                        "mosi-minilm/text-finetune": text})
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ")}
+    assert "missed by 0.50" in rows["PSA-MF (MiniLM): test Acc-2 non0 ≥ 85.00"]
+    assert "missed by 0.010" in rows["PSA-MF (MiniLM): test MAE ≤ 0.740"]
+    # MAE gain 0.045 against a max std of 0.014: met; MPNet has no runs.
+    assert rows["PSA-MF (MiniLM) ahead of text-only by more than one std (MAE)"].endswith(
+        "| met |")
+    assert "not run yet" in rows["PSA-MF (MPNet): test MAE ≤ 0.680"]
