@@ -362,27 +362,39 @@ def speed_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     return lines
 
 
-def pending_section() -> list[str]:
+def pending_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     lines = ["## Pending", ""]
-    rows = []
+    # A run's expected wall time: the median over finished runs on the same budget.
+    walls: dict[str, list[float]] = {}
+    for exp in real_data.EXPERIMENTS:
+        walls.setdefault(exp.budget, []).extend(
+            r["wall_s"] for r in results.get(exp.key, {}).values() if r.get("wall_s"))
+    rows, left_s = [], 0.0
     for exp in real_data.EXPERIMENTS:
         missing = [s for s in exp.seeds if not real_data.Job(exp, s).result_path.is_file()]
         if missing:
             started = [s for s in missing if real_data.Job(exp, s).run_dir.exists()]
+            per_run = statistics.median(walls[exp.budget]) if walls[exp.budget] else None
+            left_s += (per_run or 0.0) * len(missing)
             rows.append([exp.key, seeds_text(missing),
                          seeds_text(started) if started else "–",
+                         f"{per_run / 60:.0f}" if per_run else "–",
                          f"`.venv/bin/python benchmarks/real_data.py run --group {exp.group} "
                          "--commit`"])
     for name, part in (("inference", "inference --threads 1"), ("mosei_train_memory", "memory")):
         if not (RESULTS / "speed" / f"{name}.json").is_file():
-            rows.append([f"speed/{name}", "–", "–",
+            rows.append([f"speed/{name}", "–", "–", "–",
                          f"`.venv/bin/python benchmarks/speed.py {part}` (alone on the machine)"])
     if not rows:
         return lines + ["Nothing: every queued experiment has its result file.", ""]
     lines.append("Result files not there yet (generated from the queue in `real_data.py`). "
                  "Rerunning the command skips what is done and resumes started runs.")
     lines.append("")
-    lines += table(["experiment", "missing seeds", "started (resumable)", "command"], rows)
+    lines += table(["experiment", "missing seeds", "started (resumable)",
+                    "min per run (median of finished runs, same budget)", "command"], rows)
+    lines.append("")
+    lines.append(f"About {left_s / 3600:.1f} h of single-thread runs left, counting started runs "
+                 "as whole and budgets with no finished run as 0.")
     lines.append("")
     return lines
 
@@ -461,7 +473,7 @@ def render() -> str:
     lines += per_seed_section(results)
     lines += config_drift(results)
     lines += speed_section(results)
-    lines += pending_section()
+    lines += pending_section(results)
     return "\n".join(lines).rstrip() + "\n"
 
 
