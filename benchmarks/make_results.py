@@ -244,7 +244,11 @@ def goals_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
         mean, _ = mean_std([r["test"][metric] for r in runs.values()])
         short = (mean - target) if metric in LOWER_IS_BETTER else (target - mean)
         status = "met" if short <= 0 else f"missed by {fmt(metric, short)}"
-        rows.append([goal, f"{fmt(metric, mean)} ({len(runs)} seeds)", status])
+        planned = len(real_data.experiment(key).seeds)
+        if len(runs) < planned:
+            status += f" (provisional: {len(runs)} of {planned} seeds)"
+        seeds = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
+        rows.append([goal, f"{fmt(metric, mean)} ({seeds})", status])
     for exp in real_data.EXPERIMENTS:
         if exp.group not in ("mosi-minilm", "mosi-mpnet") or exp.baseline is None:
             continue
