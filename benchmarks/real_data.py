@@ -600,7 +600,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only runs finished whose result file is missing (default: rewrite all finished)")
     args = parser.parse_args(argv)
     commands = {"list": cmd_list, "run": cmd_run, "collect": cmd_collect}
-    return commands[args.command](args)
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt as stop:  # Ctrl-C or _terminate: the child was already stopped
+        print(f"[bench] stopped ({stop or 'interrupt'}); rerun the same command to resume",
+              flush=True)
+        return 130
 
 
 if __name__ == "__main__":
