@@ -118,7 +118,7 @@ def paired_p(deltas: Sequence[float]) -> str:
     return f"{stats.ttest_1samp(deltas, 0.0).pvalue:.2f}"
 
 
-P_NOTE = ("p = two-sided paired t-test of the per-seed Δ against 0; with 3–5 seeds only large, "
+P_NOTE = ("p = two-sided paired t-test of the per-seed Δ against 0; with 2–5 seeds only large, "
           "consistent effects reach p < 0.05.")
 
 
