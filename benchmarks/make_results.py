@@ -112,7 +112,7 @@ def paired_deltas(runs: dict[int, dict[str, Any]], base: dict[int, dict[str, Any
 
 
 def paired_p(deltas: Sequence[float]) -> str:
-    """Two-sided paired t-test of the per-seed deltas against 0 (``–`` under 2 seeds)."""
+    """Two-sided paired t-test of per-seed deltas against 0; ``–`` under 2 seeds or no spread."""
     if len(deltas) < 2 or statistics.stdev(deltas) == 0:
         return "–"
     return f"{stats.ttest_1samp(deltas, 0.0).pvalue:.2f}"
