@@ -50,3 +50,16 @@ def test_save_tensors_round_trip(tmp_path):
     save_tensors(tmp_path / "t.safetensors", tensors, metadata={"k": "v"})
     loaded = load_file(str(tmp_path / "t.safetensors"))
     assert torch.equal(loaded["w"], tensors["w"])
+
+
+def test_save_tensors_writes_tied_weights_as_separate_copies(tmp_path):
+    # A tied weight appears twice in state_dict(); safetensors alone refuses shared memory.
+    model = torch.nn.Module()
+    model.encoder = torch.nn.Embedding(5, 3)
+    model.decoder = torch.nn.Linear(3, 5, bias=False)
+    model.decoder.weight = model.encoder.weight
+    save_tensors(tmp_path / "tied.safetensors", model.state_dict())
+    loaded = load_file(tmp_path / "tied.safetensors")
+    assert torch.equal(loaded["encoder.weight"], model.encoder.weight.detach())
+    assert torch.equal(loaded["decoder.weight"], model.encoder.weight.detach())
+    assert [p.name for p in tmp_path.iterdir()] == ["tied.safetensors"]

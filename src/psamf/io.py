@@ -55,8 +55,18 @@ def write_json(path: str | Path, obj: Any) -> None:
 def save_tensors(
     path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
-    """safetensors file written atomically (tensors made contiguous and moved to CPU)."""
-    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    """safetensors file written atomically (tensors made contiguous and moved to CPU).
+
+    safetensors refuses tensors that share memory (tied weights, a module registered twice), so
+    a tensor whose storage is already in the file is written as its own copy.
+    """
+    cpu: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for key, value in tensors.items():
+        tensor = value.detach().to("cpu").contiguous()
+        storage = tensor.untyped_storage().data_ptr()
+        cpu[key] = tensor.clone() if storage in seen else tensor
+        seen.add(storage)
     with atomic_path(path) as tmp:
         save_file(cpu, str(tmp), metadata=metadata)
 
