@@ -15,7 +15,8 @@ from psamf.io import atomic_path
 CLASSES_7 = list(range(-3, 4))
 
 
-def _figure():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (works without a display)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -24,37 +25,38 @@ def _figure():
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def save_png(fig, path: Path) -> None:
+    """Write ``fig`` to ``path`` as PNG atomically (no half-written file on failure)."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
 def scatter(path: Path, preds: np.ndarray, labels: np.ndarray, title: str) -> None:
-    plt = _figure()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.scatter(labels, preds, s=8, alpha=0.5)
     ax.plot([-3, 3], [-3, 3], color="grey", lw=1, ls="--")
     ax.set(xlim=(-3.2, 3.2), ylim=(-3.2, 3.2), xlabel="true sentiment",
            ylabel="predicted sentiment", title=title)
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 
 def confusion(path: Path, preds: np.ndarray, labels: np.ndarray, title: str) -> None:
     from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
-    plt = _figure()
+    plt = pyplot()
     to_class = lambda x: np.round(np.clip(x, -3, 3)).astype(int)  # noqa: E731
     matrix = confusion_matrix(to_class(labels), to_class(preds), labels=CLASSES_7)
     fig, ax = plt.subplots(figsize=(5, 4.5))
     ConfusionMatrixDisplay(matrix, display_labels=CLASSES_7).plot(ax=ax, colorbar=False)
     ax.set(title=title, xlabel="predicted class", ylabel="true class")
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 
 def curves(path: Path, history: list[dict[str, Any]], title: str) -> None:
-    plt = _figure()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -64,7 +66,7 @@ def curves(path: Path, history: list[dict[str, Any]], title: str) -> None:
     ax.set(xlabel="epoch", ylabel="MAE", title=title)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 
