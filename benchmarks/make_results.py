@@ -22,6 +22,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import make_figures  # noqa: E402  (sibling script)
 import real_data  # noqa: E402  (sibling script)
 
 from psamf.io import write_text  # noqa: E402
@@ -299,6 +300,43 @@ def delta_section(group: str, title: str, results: dict[str, dict[int, dict[str,
     return lines
 
 
+def curves_figure(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """Validation MAE by epoch for the main comparisons, drawn from each run's history."""
+    panels = []
+    for group in ("mosi-minilm", "mosi-mpnet", "mosei-minilm"):
+        models = {
+            exp.label: {seed: ([h["valid"]["mae"] for h in run["history"]], run["best_epoch"])
+                        for seed, run in sorted(results[exp.key].items())}
+            for exp in real_data.EXPERIMENTS if exp.group == group and results.get(exp.key)}
+        if models:
+            panels.append((GROUP_TITLES[group].split(" (")[0], models))
+    if not panels:
+        return []
+    path = make_figures.validation_curves(make_figures.FIGURES / "valid_mae_by_epoch.png",
+                                          panels)
+    return ["Validation MAE by epoch, one line per seed; a star marks the epoch each seed's "
+            "test figures come from:", "",
+            f"![validation MAE by epoch]({path.relative_to(OUT.parent).as_posix()})", ""]
+
+
+def deltas_figure(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """Per-seed paired deltas from full PSA-MF for every ablation and design variant run."""
+    full = results.get(real_data.FULL, {})
+    variants = [e for e in real_data.EXPERIMENTS if e.group in ("ablation", "design")
+                and set(results.get(e.key, {})) & set(full)]
+    if not variants:
+        return []
+    names = dict(METRICS)
+    metrics = [(f"Δ {names[k]} (variant − full PSA-MF)",
+                {e.key: paired_deltas(results[e.key], full, k) for e in variants})
+               for k in ("mae", "acc2_non0")]
+    path = make_figures.paired_deltas(make_figures.FIGURES / "ablation_deltas.png", metrics)
+    return ["Each seed's Δ (grey dot) and mean ± std over seeds (black): a dashed line at 0 "
+            "means no change; lower MAE and higher Acc-2 are better.", "",
+            f"![paired deltas of ablations and design choices]"
+            f"({path.relative_to(OUT.parent).as_posix()})", ""]
+
+
 def per_seed_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     lines = ["## Per-seed runs", "",
              "Best epoch = the epoch whose validation MAE was lowest (its weights are the ones "
@@ -466,6 +504,7 @@ def render() -> str:
     lines += ["## Main comparisons", ""]
     for group in ("mosi-minilm", "mosi-mpnet", "mosei-minilm"):
         lines += comparison_section(group, results)
+    lines += curves_figure(results)
     lines += ["## MOSI ablations and design choices (MiniLM)", ""]
     lines += delta_section("ablation", "The paper's ablations", results,
                            "Each variant removes one component (a flag of `PSAMFConfig`); "
@@ -474,6 +513,7 @@ def render() -> str:
                            "Full PSA-MF uses: pretrained fusion layer N, fixed contrastive "
                            "scale ln(1/0.07), alignment at hidden state 5 of MiniLM's 0..6, "
                            "P from the personality-pretrained MiniLM.")
+    lines += deltas_figure(results)
     lines += per_seed_section(results)
     lines += config_drift(results)
     lines += speed_section(results)

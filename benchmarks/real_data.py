@@ -436,10 +436,12 @@ def commit_paths(paths: list[Path], message: str) -> None:
     print("[bench] git index stayed locked; commit these files by hand: " + " ".join(rel))
 
 
-def regenerate_results() -> Path:
+def regenerate_results() -> list[Path]:
+    """Rewrite RESULTS.md and its figures; return their paths (what a result commit includes)."""
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_results.py")], check=True,
                    cwd=ROOT)
-    return ROOT / "benchmarks" / "RESULTS.md"
+    return [ROOT / "benchmarks" / "RESULTS.md",
+            *sorted((ROOT / "benchmarks" / "figures").glob("*.png"))]
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -563,9 +565,9 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"Acc-2 non0 {test['acc2_non0']:.2f} (best epoch {result['best_epoch']}, "
               f"{result['wall_s']:.0f} s) -> {os.path.relpath(job.result_path, ROOT)}",
               flush=True)
-        results_md = regenerate_results()
+        report = regenerate_results()
         if args.commit:
-            commit_paths([job.result_path, results_md],
+            commit_paths([job.result_path, *report],
                          f"benchmarks: {job.experiment.key} seed {job.seed} result")
     return 0
 

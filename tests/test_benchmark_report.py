@@ -45,3 +45,25 @@ def test_goal_table_says_by_how_much_a_goal_is_missed() -> None:
     assert rows["PSA-MF (MiniLM) ahead of text-only by more than one std (MAE)"].endswith(
         "| met |")
     assert "not run yet" in rows["PSA-MF (MPNet): test MAE ≤ 0.680"]
+
+
+def test_figures_are_drawn_from_the_result_histories(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(make_results.make_figures, "FIGURES", tmp_path / "figures")
+    monkeypatch.setattr(make_results, "OUT", tmp_path / "RESULTS.md")
+
+    def run(maes: list[float], acc: float) -> dict:
+        best = maes.index(min(maes)) + 1
+        return {"test": {"mae": min(maes), "acc2_non0": acc}, "best_epoch": best,
+                "history": [{"epoch": i + 1, "valid": {"mae": m}} for i, m in enumerate(maes)]}
+
+    results = {"mosi-minilm/psamf": {1: run([1.1, 0.9, 0.85], 82.0), 2: run([1.0, 0.8], 83.0)},
+               "mosi-minilm/text-finetune": {1: run([0.9, 0.82], 83.0)},
+               "ablation/no-prefusion": {1: run([1.0, 0.95], 81.0), 3: run([0.9], 80.0)}}
+    curves = make_results.curves_figure(results)
+    deltas = make_results.deltas_figure(results)
+    assert "![validation MAE by epoch](figures/valid_mae_by_epoch.png)" in curves
+    assert any("(figures/ablation_deltas.png)" in line for line in deltas)
+    for name in ("valid_mae_by_epoch.png", "ablation_deltas.png"):
+        assert (tmp_path / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Nothing to draw: no figure and no dangling link.
+    assert make_results.deltas_figure({"mosi-minilm/psamf": results["mosi-minilm/psamf"]}) == []
