@@ -406,11 +406,13 @@ def speed_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
 
 def pending_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     lines = ["## Pending", ""]
-    # A run's expected wall time: the median over finished runs on the same budget.
+    # A run's expected wall time: the median over finished runs on the same budget whose wall
+    # time covers the whole run (a "partial" wall_note would understate it).
     walls: dict[str, list[float]] = {}
     for exp in real_data.EXPERIMENTS:
         walls.setdefault(exp.budget, []).extend(
-            r["wall_s"] for r in results.get(exp.key, {}).values() if r.get("wall_s"))
+            r["wall_s"] for r in results.get(exp.key, {}).values()
+            if r.get("wall_s") and not r.get("wall_note"))
     rows, left_s = [], 0.0
     for exp in real_data.EXPERIMENTS:
         missing = [s for s in exp.seeds if not real_data.Job(exp, s).result_path.is_file()]
