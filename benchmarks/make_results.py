@@ -66,6 +66,10 @@ def load_speed() -> list[dict[str, Any]]:
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample std; NaN for both when a value is NaN (Corr of a constant prediction,
+    say), which ``statistics.stdev`` would raise on."""
+    if any(math.isnan(v) for v in values):
+        return float("nan"), float("nan")
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if len(values) > 1 else float("nan")
     return mean, std
@@ -82,7 +86,7 @@ def fmt_ms(key: str, values: Sequence[float], *, signed: bool = False) -> str:
     if not values:
         return "–"
     mean, std = mean_std(values)
-    if len(values) == 1:
+    if len(values) == 1 or math.isnan(mean):
         return fmt(key, mean, signed=signed)
     return f"{fmt(key, mean, signed=signed)} ± {fmt(key, std)}"
 
@@ -113,8 +117,9 @@ def paired_deltas(runs: dict[int, dict[str, Any]], base: dict[int, dict[str, Any
 
 
 def paired_p(deltas: Sequence[float]) -> str:
-    """Two-sided paired t-test of per-seed deltas against 0; ``–`` under 2 seeds or no spread."""
-    if len(deltas) < 2 or statistics.stdev(deltas) == 0:
+    """Two-sided paired t-test of per-seed deltas against 0; ``–`` under 2 seeds, with no spread
+    or with a NaN delta."""
+    if len(deltas) < 2 or any(math.isnan(d) for d in deltas) or statistics.stdev(deltas) == 0:
         return "–"
     return f"{stats.ttest_1samp(deltas, 0.0).pvalue:.2f}"
 
@@ -195,9 +200,11 @@ def config_drift(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
 
 def gain_and_spread(runs: dict[int, dict[str, Any]], base: dict[int, dict[str, Any]],
                     key: str) -> tuple[float, float]:
-    """(how far ``runs`` is ahead of ``base`` on the test mean of ``key``, the larger std)."""
-    m1, s1 = mean_std([r["test"][key] for r in runs.values()])
-    m0, s0 = mean_std([r["test"][key] for r in base.values()])
+    """(how far ``runs`` is ahead of ``base`` on the test mean of ``key``, the larger std), over
+    the seeds both have, so that the means compare the same seeds as the paired p beside them."""
+    common = sorted(set(runs) & set(base))
+    m1, s1 = mean_std([runs[s]["test"][key] for s in common])
+    m0, s0 = mean_std([base[s]["test"][key] for s in common])
     return (m0 - m1) if key in LOWER_IS_BETTER else (m1 - m0), max(s0, s1)
 
 
@@ -208,7 +215,8 @@ def verdict_lines(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> 
         if exp.group != group or exp.baseline is None:
             continue
         runs, base = results.get(exp.key, {}), results.get(exp.baseline, {})
-        if len(runs) < 2 or len(base) < 2:
+        common = sorted(set(runs) & set(base))
+        if len(common) < 2:
             continue
         for key, name in (("mae", "MAE"), ("acc2_non0", "Acc-2 non0"), ("f1_non0", "F1 non0")):
             gain, spread = gain_and_spread(runs, base, key)
@@ -216,7 +224,7 @@ def verdict_lines(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> 
             beyond = "more" if abs(gain) > spread else "less"
             out.append(f"- {name}: {exp.label} is {word} by {fmt(key, abs(gain))} "
                        f"({beyond} than one std, max std {fmt(key, spread)}; "
-                       f"{len(runs)} vs {len(base)} seeds; paired p "
+                       f"seeds {seeds_text(common)}; paired p "
                        f"{paired_p(paired_deltas(runs, base, key))}).")
     if out:
         out += ["", P_NOTE, ""]
@@ -256,12 +264,14 @@ def goals_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
         runs, base = results.get(exp.key, {}), results.get(exp.baseline, {})
         for metric in ("mae", "acc2_non0"):
             goal = f"{exp.label} ahead of text-only by more than one std ({names[metric]})"
-            if len(runs) < 2 or len(base) < 2:
-                rows.append([goal, "–", "not run yet (needs 2+ seeds of each)"])
+            common = sorted(set(runs) & set(base))
+            if len(common) < 2:
+                rows.append([goal, "–", "not run yet (needs 2+ seeds of both)"])
                 continue
             gain, spread = gain_and_spread(runs, base, metric)
             status = "met" if gain > spread else f"missed by {fmt(metric, spread - gain)}"
-            measured = f"gain {fmt(metric, gain, signed=True)}, max std {fmt(metric, spread)}"
+            measured = (f"gain {fmt(metric, gain, signed=True)}, max std {fmt(metric, spread)} "
+                        f"(seeds {seeds_text(common)})")
             rows.append([goal, measured, status])
     lines = ["## Goals", "",
              "The goals set for these benchmarks, against what the result files hold. What was "

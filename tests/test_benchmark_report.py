@@ -67,3 +67,19 @@ def test_figures_are_drawn_from_the_result_histories(tmp_path, monkeypatch) -> N
         assert (tmp_path / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Nothing to draw: no figure and no dangling link.
     assert make_results.deltas_figure({"mosi-minilm/psamf": results["mosi-minilm/psamf"]}) == []
+
+
+def test_a_nan_metric_gives_a_nan_mean_not_a_crash() -> None:
+    # Corr is NaN for a seed whose predictions were constant; statistics.stdev raises on it.
+    mean, std = make_results.mean_std([0.7, float("nan")])
+    assert mean != mean and std != std
+    assert make_results.fmt_ms("corr", [0.7, float("nan")]) == "–"
+    assert make_results.paired_p([0.01, float("nan"), 0.02]) == "–"
+
+
+def test_ahead_by_more_than_one_std_compares_the_same_seeds() -> None:
+    psamf = _runs({1: (0.70, 85.0), 2: (0.72, 84.0), 3: (0.95, 70.0)})  # seed 3 has no pair
+    text = _runs({1: (0.80, 83.0), 2: (0.82, 82.0)})
+    gain, spread = make_results.gain_and_spread(psamf, text, "mae")
+    assert gain == pytest.approx(0.10)  # not 0.81 - 0.79 over unequal seed sets
+    assert spread == pytest.approx(0.0141421, rel=1e-4)
