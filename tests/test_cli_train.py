@@ -172,3 +172,32 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference_run, work
     a = read_json(reference_run / "seed-0" / "metrics.json")
     b = read_json(run / "seed-0" / "metrics.json")
     assert {k: a[k] for k in RESULT_KEYS} == {k: b[k] for k in RESULT_KEYS}
+
+
+def test_stopped_between_checkpoint_and_best_then_resume_restores_best(
+        reference_run, workdir, overrides, monkeypatch):
+    """The run dies right after its best epoch's checkpoint, before ``best/`` is written; the
+    resumed run must still test that epoch's weights, not an older best or none."""
+    from psamf.training.trainer import Trainer
+
+    best_epoch = read_json(reference_run / "seed-0" / "metrics.json")["best_epoch"]
+    save_best = Trainer._save_best
+
+    def stop_before_last_best(self, model, loop):
+        if loop["best_epoch"] == best_epoch:
+            raise KeyboardInterrupt
+        save_best(self, model, loop)
+
+    monkeypatch.setattr(Trainer, "_save_best", stop_before_last_best)
+    with pytest.raises(KeyboardInterrupt):
+        main(["train", "--out", str(workdir / "runs"), "--name", "stopped", "--no-progress",
+              *overrides])
+    monkeypatch.setattr(Trainer, "_save_best", save_best)
+    seed = workdir / "runs" / "stopped" / "seed-0"
+    best_state = seed / "best" / "state.json"
+    assert not best_state.is_file() or read_json(best_state)["epoch"] != best_epoch
+    assert main(["train", "--resume", str(seed.parent), "--no-progress"]) == 0
+    assert read_json(best_state)["epoch"] == best_epoch
+    a = read_json(reference_run / "seed-0" / "metrics.json")
+    b = read_json(seed / "metrics.json")
+    assert {k: a[k] for k in RESULT_KEYS} == {k: b[k] for k in RESULT_KEYS}

@@ -63,3 +63,16 @@ def test_save_tensors_writes_tied_weights_as_separate_copies(tmp_path):
     assert torch.equal(loaded["encoder.weight"], model.encoder.weight.detach())
     assert torch.equal(loaded["decoder.weight"], model.encoder.weight.detach())
     assert [p.name for p in tmp_path.iterdir()] == ["tied.safetensors"]
+
+
+def test_a_checkpoint_cut_between_the_two_renames_is_recovered(tmp_path):
+    from psamf.training.checkpoint import has_training_checkpoint
+
+    folder = tmp_path / "checkpoint"
+    for step in (1, 2):
+        with atomic_dir(folder) as tmp:
+            (tmp / "state.json").write_text(f'{{"step": {step}}}')
+    # A crash after ``os.replace(path, old)`` and before ``os.replace(tmp, path)``:
+    os.replace(folder, tmp_path / ".checkpoint.old")
+    assert has_training_checkpoint(folder)
+    assert (folder / "state.json").read_text() == '{"step": 2}'

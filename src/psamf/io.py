@@ -71,6 +71,18 @@ def save_tensors(
         save_file(cpu, str(tmp), metadata=metadata)
 
 
+def _old_dir(path: Path) -> Path:
+    return path.with_name(f".{path.name}.old")
+
+
+def recover_dir(path: str | Path) -> None:
+    """Undo half of an ``atomic_dir`` swap that a crash cut between its two renames: ``path`` is
+    gone but its previous version is still beside it, so put that back."""
+    path = Path(path)
+    if not path.exists() and _old_dir(path).is_dir():
+        os.replace(_old_dir(path), path)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; it replaces ``path`` only if the block succeeds."""
@@ -81,7 +93,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
+            old = _old_dir(path)  # recover_dir puts it back if we die before the next line
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
             os.replace(tmp, path)

@@ -26,7 +26,7 @@ from psamf.checkpointing import (
     rng_state,
     set_rng_state,
 )
-from psamf.io import atomic_dir, save_tensors, write_json
+from psamf.io import atomic_dir, recover_dir, save_tensors, write_json
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.json"
@@ -120,5 +120,7 @@ def load_training_checkpoint(
 
 
 def has_training_checkpoint(folder: str | Path) -> bool:
-    """Whether ``folder`` holds a training checkpoint to resume from."""
+    """Whether ``folder`` holds a training checkpoint to resume from (after recovering one that a
+    crash left half-replaced)."""
+    recover_dir(folder)
     return (Path(folder) / STATE_FILE).is_file()

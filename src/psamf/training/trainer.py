@@ -9,6 +9,7 @@ that checkpoint; every reported metric comes from it.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -229,7 +230,31 @@ class Trainer:
             sums[name] = sums.get(name, 0.0) + float(value.detach())
         loop["count"] += 1
 
-    def _end_epoch(self, model, optimizer, scheduler, loop: dict[str, Any], writer) -> None:
+    def _save_best(self, model, loop: dict[str, Any]) -> None:
+        """Write ``best/`` (the weights ``_finish`` tests) for the epoch ``loop`` calls best."""
+        if not self.is_main:
+            return
+        save_model(self.folder / BEST_DIR / MODEL_FILE, model)
+        write_json(self.folder / BEST_DIR / "state.json",
+                   {"epoch": loop["best_epoch"], "valid": loop["history"][-1]["valid"],
+                    "seed": self.seed})
+
+    def _repair_best(self, model, loop: dict[str, Any]) -> None:
+        """On resume: a run stopped after an improving epoch's checkpoint but before ``best/`` was
+        written holds that epoch's weights only in the checkpoint just loaded; copy them over."""
+        if loop["best_epoch"] != loop["epoch"] or loop["step_in_epoch"] or not self.is_main:
+            return
+        state = self.folder / BEST_DIR / "state.json"
+        written = json.loads(state.read_text(encoding="utf-8")).get("epoch") \
+            if state.is_file() else None
+        if written != loop["best_epoch"]:
+            log.info("seed %d: best/ misses epoch %d (stopped while writing it); restoring it "
+                     "from the checkpoint", self.seed, loop["best_epoch"])
+            self._save_best(model, loop)
+
+    def _end_epoch(self, model, optimizer, scheduler, loop: dict[str, Any], writer) -> bool:
+        """Validate, step the scheduler, update early stopping; return whether this epoch is the
+        new best (its weights go to ``best/`` once the checkpoint holding them is written)."""
         epoch = loop["epoch"]
         valid, _ = evaluate_split(model, self.splits["valid"], batch_size=self.eval_batch_size,
                                   device=self.device, timers=self.timers)
@@ -239,10 +264,6 @@ class Trainer:
         improved = valid["mae"] < loop["best_mae"]
         if improved:
             loop.update(best_mae=valid["mae"], best_epoch=epoch + 1, bad_epochs=0)
-            if self.is_main:
-                save_model(self.folder / BEST_DIR / MODEL_FILE, model)
-                write_json(self.folder / BEST_DIR / "state.json",
-                           {"epoch": epoch + 1, "valid": valid, "seed": self.seed})
         else:
             loop["bad_epochs"] += 1
         loop["history"].append({"epoch": epoch + 1, "train": train, "valid": valid, "lr": lrs})
@@ -269,6 +290,7 @@ class Trainer:
             loop["stopped_early"] = True
             log.info("seed %d: no better validation MAE for %d epochs; stopping early",
                      self.seed, patience)
+        return improved
 
     def fit(self) -> dict[str, Any]:
         """Train (or resume) this seed and return its metrics (also written to metrics.json)."""
@@ -281,6 +303,7 @@ class Trainer:
             )
             log.info("seed %d: resuming after epoch %d, step %d", self.seed, loop["epoch"],
                      loop["step_in_epoch"])
+            self._repair_best(model, loop)
         train = self.splits["train"]
         every = self.config.checkpoint_every_steps
         writer = self._writer(loop["global_step"])
@@ -311,8 +334,12 @@ class Trainer:
                         self._save_checkpoint(model, optimizer, scheduler, loop)
                 bar.close()
                 self.timers.train_loop += time.perf_counter() - start
-                self._end_epoch(model, optimizer, scheduler, loop, writer)
+                improved = self._end_epoch(model, optimizer, scheduler, loop, writer)
+                # Checkpoint first: if the process dies before best/ is written, the checkpoint
+                # still holds this epoch's weights and _repair_best restores them on resume.
                 self._save_checkpoint(model, optimizer, scheduler, loop)
+                if improved:
+                    self._save_best(model, loop)
         finally:
             if writer is not None:
                 writer.close()
