@@ -106,6 +106,14 @@ def test_sentence_pooling_mean_reads_every_real_position(bert):
         PSAMFConfig(sentence_pooling="max")
 
 
+@pytest.mark.parametrize("pooling", ["first", "mean"])
+def test_alignment_after_fusion_at_layer_n(bert, pooling):
+    """align_layer = N reads layer N's text + AV positions; with AV tokens there are L+E."""
+    model = _model(bert, align_layer=3, sentence_pooling=pooling)
+    out = model(**make_batch(model))
+    assert torch.isfinite(out.losses["ccl"]) and torch.isfinite(out.losses["ps"])
+
+
 def test_batch_of_one_skips_contrastive_terms(bert):
     model = _model(bert)
     out = model(**make_batch(model, texts=("alone",)))

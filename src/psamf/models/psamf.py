@@ -218,7 +218,9 @@ class PSAMF(_TextModel):
         labels = labels.to(prediction.dtype)
         losses = {"task": F.l1_loss(prediction, labels)}
         if self.alignment is not None:
-            c = pool_tokens(states[self.align_layer], attention_mask, pooling)  # (B, H)
+            # Aligning at layer N (after fusion) reads its L+E positions, like M does.
+            align_mask = fused_mask if self.align_layer == len(states) - 1 else attention_mask
+            c = pool_tokens(states[self.align_layer], align_mask, pooling)  # (B, H)
             losses.update(self.alignment(c, personality, labels))
         if self.clm is not None and tokens is not None and input_ids.shape[0] >= 2:
             s = pool_tokens(states[-2], attention_mask, pooling)  # layer N-1: (B, H)
