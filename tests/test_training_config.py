@@ -159,3 +159,16 @@ def test_training_checkpoint_keeps_extra_tensor_files_across_saves(tmp_path):
     assert torch.equal(kept["weight"], best["weight"])
     assert not torch.equal(kept["weight"], model.weight)
     assert has_training_checkpoint(folder) and not has_training_checkpoint(tmp_path / "none")
+
+
+def test_auto_personality_encoder_says_where_it_looked(tmp_path, monkeypatch, caplog):
+    from psamf.training.prepare import resolve_personality_encoder
+
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("WARNING"):
+        assert resolve_personality_encoder("auto") == "minilm"
+    assert str(tmp_path) in caplog.text and "untuned" in caplog.text
+    (tmp_path / "artifacts" / "personality-minilm").mkdir(parents=True)
+    (tmp_path / "artifacts" / "personality-minilm" / "config.json").write_text("{}")
+    assert resolve_personality_encoder("auto") == "artifacts/personality-minilm"
+    assert resolve_personality_encoder("some/folder") == "some/folder"

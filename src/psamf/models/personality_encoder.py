@@ -1,9 +1,10 @@
 """The frozen personality encoder and the on-disk cache of its embeddings P.
 
-PSA-MF uses one vector per transcript from a personality-pretrained encoder: P, the pooled last
-layer (first token by default). The encoder is frozen, so P depends on the text only and is computed
-once per utterance and cached; the model itself receives P as an input tensor and never holds the
-personality encoder, which therefore cannot be trained by accident.
+PSA-MF uses one vector per transcript from a personality-pretrained encoder: P, its last layer
+pooled the way the folder's trait head was trained (``trait_head.json``; psamf's recipe mean-pools,
+the paper reads the first token). The encoder is frozen, so P depends on the text only and is
+computed once per utterance and cached; the model itself receives P as an input tensor and never
+holds the personality encoder, which therefore cannot be trained by accident.
 """
 
 from __future__ import annotations

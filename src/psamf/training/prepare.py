@@ -55,6 +55,9 @@ def resolve_personality_encoder(name: str) -> str:
         return name
     if (Path(DEFAULT_PERSONALITY_ENCODER) / "config.json").is_file():
         return DEFAULT_PERSONALITY_ENCODER
+    # The default folder is relative to where psamf runs: say where it looked.
+    log.warning("personality_encoder=auto: no %s under %s; P comes from the untuned minilm",
+                DEFAULT_PERSONALITY_ENCODER, Path.cwd())
     return "minilm"
 
 
