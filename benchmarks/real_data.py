@@ -43,14 +43,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from psamf.data import default_data_root
 from psamf.io import write_json
 from psamf.provenance import git_commit
+from psamf.training.config import DEFAULT_PERSONALITY_ENCODER
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = ROOT / "artifacts" / "bench-runs"
 LOGS = ROOT / "artifacts" / "bench-logs"
-PERSONALITY = "artifacts/personality-minilm"  # relative: runs start in ROOT
+PERSONALITY = DEFAULT_PERSONALITY_ENCODER  # relative: runs start in ROOT
 UNTUNED_PERSONALITY = "minilm"
 
 # Training budgets: the same for PSA-MF and its baseline. The authors' presets (batch 256/128,
@@ -120,6 +122,11 @@ class Job:
     @property
     def run_dir(self) -> Path:
         return RUNS / self.run_name
+
+    @property
+    def dataset(self) -> str:
+        budget = BUDGETS[self.experiment.budget]
+        return budget[budget.index("--data") + 1]
 
 
 MOSI_SEEDS = (1, 2, 3, 4, 5)
@@ -268,8 +275,11 @@ def try_lock(job: Job) -> Any | None:
     return handle
 
 
-def run_psamf(job: Job, *, deadline: float | None) -> int:
-    """Start or resume the job's run folder; stream and timestamp its log; return its exit code."""
+def run_psamf(job: Job, *, deadline: float | None, lock: Any) -> int:
+    """Start or resume the job's run folder; stream and timestamp its log; return its exit code.
+
+    The child inherits the job's lock, so a queue killed outright (OOM, SIGKILL) does not free the
+    job for another queue while its orphaned ``psamf train`` is still writing the run folder."""
     run_dir = job.run_dir
     if run_dir.exists() and not (run_dir / "config.yaml").is_file():
         broken = run_dir.with_name(run_dir.name + f".broken-{int(time.time())}")
@@ -294,7 +304,7 @@ def run_psamf(job: Job, *, deadline: float | None) -> int:
         log.write(f"\n[bench {now()}] {command}\n")
         proc = subprocess.Popen([sys.executable, "-m", "psamf", *args], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                bufsize=1)
+                                bufsize=1, pass_fds=(lock.fileno(),))
         assert proc.stdout is not None
         stopped = threading.Event()
 
@@ -460,7 +470,12 @@ def _parse_deadline(text: str | None) -> float | None:
         return None
     if ":" not in text:
         return time.time() + float(text)
-    hour, minute = (int(x) for x in text.split(":"))
+    try:
+        hour, minute = (int(x) for x in text.split(":"))
+        if not (0 <= hour < 24 and 0 <= minute < 60):
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"--deadline {text!r}: use HH:MM (UTC) or seconds from now") from None
     nowdt = dt.datetime.now(dt.timezone.utc)
     target = nowdt.replace(hour=hour, minute=minute, second=0, microsecond=0)
     if target < nowdt - dt.timedelta(hours=12):
@@ -510,9 +525,20 @@ def _jobs_todo(jobs: list[Job]) -> Iterator[Job]:
             yield job
 
 
+def missing_data(jobs: list[Job]) -> list[Path]:
+    """Dataset folders the jobs read that are not there (main() runs from ROOT, like psamf)."""
+    root = default_data_root()
+    return sorted(root / name for name in {job.dataset for job in jobs}
+                  if not (root / name).is_dir())
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     deadline = _parse_deadline(args.deadline)
     jobs = _selected(args)
+    if missing := missing_data(list(_jobs_todo(jobs))):
+        print("[bench] data not found: " + ", ".join(str(m) for m in missing) + " (see "
+              "../shared/data/README.md, or set PSAMF_DATA_ROOT)", flush=True)
+        return 2
     failed: set[str] = set()
     waiting_logged = False
     while True:
@@ -521,6 +547,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 0
         todo = [j for j in _jobs_todo(jobs) if j.run_name not in failed]
         if not todo:
+            if failed:
+                print(f"[bench] {len(failed)} run(s) failed: {', '.join(sorted(failed))} (logs "
+                      f"in {os.path.relpath(LOGS, ROOT)}); the rest is done", flush=True)
+                return 1
             print("[bench] nothing left to run in the selected groups", flush=True)
             return 0
         runnable = [j for j in todo if not j.experiment.waits_for_personality()
@@ -549,7 +579,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = collect(job)
             if result is None:
                 try:
-                    rc = run_psamf(job, deadline=deadline)
+                    rc = run_psamf(job, deadline=deadline, lock=lock)
                 except DeadlineReached:
                     print(f"[bench] stopped {job.run_name} at the deadline; it will resume",
                           flush=True)
@@ -584,6 +614,7 @@ def _terminate(signum: int, _frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.chdir(ROOT)  # the runs start here, so the data root and relative paths resolve as theirs
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     parser = argparse.ArgumentParser(description=__doc__,
