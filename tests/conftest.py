@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from psamf.data import DATA_ROOT_ENV
+
+# The real corpora: $PSAMF_DATA_ROOT as psamf reads it, else ../shared/data beside the checkout.
+SHARED_DATA = Path(os.environ.get(DATA_ROOT_ENV) or
+                   Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -21,8 +27,15 @@ def _one_thread():
 
 
 @pytest.fixture
-def shared_data() -> Path:
-    """The real corpora beside the repository; skips the test when they are absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA} (see the project's data README)")
-    return SHARED_DATA
+def shared_data() -> Callable[..., Path]:
+    """``shared_data("mosi", ...)``: the data root holding those corpora; skips the test, naming
+    what is missing, when any of them is absent."""
+
+    def root(*corpora: str) -> Path:
+        missing = [c for c in corpora if not (SHARED_DATA / c).is_dir()]
+        if missing or not SHARED_DATA.is_dir():
+            pytest.skip(f"real data not found: {', '.join(missing) or 'the folder'} under "
+                        f"{SHARED_DATA} (see ../shared/data/README.md; set {DATA_ROOT_ENV})")
+        return SHARED_DATA
+
+    return root

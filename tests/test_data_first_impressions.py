@@ -90,7 +90,7 @@ def test_score_out_of_range_is_refused(tmp_path):
 
 
 def test_real_corpus(shared_data):
-    ds = load_dataset("first_impressions", root=shared_data)
+    ds = load_dataset("first_impressions", root=shared_data("first_impressions"))
     assert {k: len(v) for k, v in ds.splits.items()} == {"train": 6000, "valid": 2000,
                                                           "test": 2000}
     for split in ds.splits.values():

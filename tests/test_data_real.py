@@ -8,7 +8,7 @@ from psamf.data import load_dataset
 
 
 def test_mosi_text_and_audio(shared_data):
-    ds = load_dataset("mosi", root=shared_data)
+    ds = load_dataset("mosi", root=shared_data("mosi"))
     assert {k: len(v) for k, v in ds.splits.items()} == {"train": 1284, "valid": 229, "test": 686}
     assert ds.modality_widths() == {"audio": 73}
     assert "vision" not in ds.splits["train"].modalities
@@ -23,13 +23,13 @@ def test_mosi_text_and_audio(shared_data):
 
 
 def test_mosi_label_csv_alone_is_text_only(shared_data):
-    ds = load_dataset("x", labels=shared_data / "mosi" / "label.csv")
+    ds = load_dataset("x", labels=shared_data("mosi") / "mosi" / "label.csv")
     assert {k: len(v) for k, v in ds.splits.items()} == {"train": 1284, "valid": 229, "test": 686}
     assert ds.modality_widths() == {}
 
 
 def test_mosei_text_only(shared_data):
-    ds = load_dataset("mosei", root=shared_data)
+    ds = load_dataset("mosei", root=shared_data("mosei"))
     counts = {k: len(v) for k, v in ds.splits.items()}
     assert counts == {"train": 16274, "valid": 1861, "test": 4653}
     assert ds.modality_widths() == {}
