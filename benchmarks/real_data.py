@@ -380,9 +380,12 @@ def collect(job: Job) -> dict[str, Any] | None:
     attempts = _attempts(job.run_dir)
     exp = job.experiment
     p_encoder = config.get("personality_encoder") if exp.uses_personality() else None
+    # What the run recorded when it computed P (newer runs' run.json); else the folder now.
+    p_started = run_info.get("personality") or {}
     p_pretrained = None
     if p_encoder is not None:
-        p_pretrained = (ROOT / p_encoder / "trait_head.json").is_file()
+        p_pretrained = p_started.get("pretrained",
+                                     (ROOT / p_encoder / "trait_head.json").is_file())
     first = attempts[0] if attempts else {}
     resumed_first = "--resume" in first.get("command", "")
     return {
@@ -398,6 +401,7 @@ def collect(job: Job) -> dict[str, Any] | None:
         "model_type": config["model"]["model_type"],
         "personality_encoder": p_encoder,
         "personality_pretrained": p_pretrained,
+        "personality_identity": p_started.get("identity"),
         "budget": exp.budget,
         "command": run_info.get("command"),
         "resume_commands": [a["command"] for a in attempts if "--resume" in a["command"]],
@@ -409,7 +413,8 @@ def collect(job: Job) -> dict[str, Any] | None:
                       "incrementally; its wall time is missing from wall_s and epoch_s"
                       if resumed_first else ""),
         "epoch_s": _epoch_seconds(attempts),
-        "finished_at": now(),
+        "finished_at": dt.datetime.fromtimestamp(metrics_path.stat().st_mtime, dt.timezone.utc)
+        .strftime("%Y-%m-%dT%H:%M:%SZ"),  # when the run wrote its metrics, not when collected
         "machine": {"cpus": os.cpu_count()},
         "best_epoch": metrics.get("best_epoch"),
         "epochs_run": metrics.get("epochs_run"),

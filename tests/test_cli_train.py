@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -201,3 +202,23 @@ def test_stopped_between_checkpoint_and_best_then_resume_restores_best(
     a = read_json(reference_run / "seed-0" / "metrics.json")
     b = read_json(seed / "metrics.json")
     assert {k: a[k] for k in RESULT_KEYS} == {k: b[k] for k in RESULT_KEYS}
+
+
+def test_resume_refuses_a_replaced_personality_encoder(workdir, tmp_path, capsys):
+    """run.json records which encoder gave P; resuming after it was retrained would mix two P."""
+    encoder = tiny_encoder(workdir / "tiny-bert")
+    personality = tmp_path / "personality"
+    tiny_encoder(personality, seed=1)
+    overrides = fast_overrides(encoder, workdir / "cache", epochs=1,
+                               personality_encoder=str(personality))
+    assert main(["train", "--out", str(tmp_path / "runs"), "--name", "p", "--no-progress",
+                 *overrides]) == 0
+    recorded = read_json(tmp_path / "runs" / "p" / "run.json")["personality"]
+    assert recorded["encoder"] == str(personality) and recorded["identity"]
+    assert recorded["pretrained"] is False
+    capsys.readouterr()
+    shutil.rmtree(personality)
+    tiny_encoder(personality, seed=2)  # "retrained": same folder, other weights
+    assert main(["train", "--resume", str(tmp_path / "runs" / "p"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "personality encoder" in err and "replaced" in err

@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from psamf.training.prepare import prepare
     from psamf.training.reports import SYNTHETIC_BANNER, markdown_table
     from psamf.training.runs import (
+        check_same_personality,
         check_writable,
         create_run,
         default_run_name,
@@ -93,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(folder)
         check_writable(folder)
         prepared = prepare(config)
+        check_same_personality(folder, prepared)
         log.info("resuming run %s", folder)
     else:
         config = build_config(args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,6 +32,8 @@ class Prepared:
     dataset: MultimodalDataset
     splits: dict[str, EncodedSplit]
     raw: dict[str, SplitData]
+    # Which encoder gave P: {"encoder", "identity" (content hash), "pretrained"}; None without P.
+    personality: dict[str, Any] | None = None
 
 
 def load_multimodal(name: str, root: str | None) -> MultimodalDataset:
@@ -71,9 +74,10 @@ def resolve_model_config(config: TrainConfig, dataset: MultimodalDataset) -> PSA
 
 
 def personality_embeddings(
-    config: TrainConfig, splits: dict[str, SplitData]
+    config: TrainConfig, splits: dict[str, SplitData], info: dict[str, Any] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """P for every split, from the cache under ``config.resolved_cache_dir()``."""
+    """P for every split, from the cache under ``config.resolved_cache_dir()``; ``info`` (if
+    given) is filled with which encoder computed it (path, content identity, pretrained)."""
     from psamf.models.personality_encoder import PersonalityEmbeddingCache, PersonalityEncoder
 
     encoder = PersonalityEncoder(config.personality_encoder)
@@ -84,6 +88,9 @@ def personality_embeddings(
             "pretrain-personality, or pass personality_encoder=FOLDER)",
             config.personality_encoder,
         )
+    if info is not None:
+        info.update(encoder=config.personality_encoder, identity=encoder.identity,
+                    pretrained=(Path(encoder.path) / "trait_head.json").is_file())
     cache = PersonalityEmbeddingCache(config.resolved_cache_dir() / "personality")
     return {name: cache.get_or_compute(encoder, split.texts) for name, split in splits.items()}
 
@@ -128,14 +135,16 @@ def prepare(config: TrainConfig, dataset: MultimodalDataset | None = None) -> Pr
         dataset = load_multimodal(config.data.name, config.data.root)
     splits = subset_splits(config, dataset)
     model = resolve_model_config(config, dataset)
-    personality = None
+    personality, info = None, None
     if config.uses_personality():
         encoder = resolve_personality_encoder(config.personality_encoder)
         config = TrainConfig.from_dict({**config.to_dict(), "personality_encoder": encoder})
-        personality = personality_embeddings(config, splits)
+        info = {}
+        personality = personality_embeddings(config, splits, info)
         width = int(next(iter(personality.values())).shape[1])
         model = model.replace(personality_dim=width)
     config = TrainConfig.from_dict({**config.to_dict(), "model": model.to_dict()})
     return Prepared(
-        config=config, dataset=dataset, splits=encode_splits(model, splits, personality), raw=splits
+        config=config, dataset=dataset, splits=encode_splits(model, splits, personality),
+        raw=splits, personality=info,
     )

@@ -92,8 +92,25 @@ def create_run(
         "dataset": {"name": dataset.name, "source": dataset.source,
                     "synthetic": dataset.synthetic,
                     "sizes": {k: len(v) for k, v in prepared.raw.items()}},
+        "personality": prepared.personality,
     })
     return folder
+
+
+def check_same_personality(folder: str | Path, prepared: Prepared) -> None:
+    """Resuming must compute P with the encoder the run started with: a personality folder
+    retrained in between would mix two different P inside one run."""
+    run_info = Path(folder) / "run.json"
+    started = json.loads(run_info.read_text(encoding="utf-8")).get("personality") \
+        if run_info.is_file() else None
+    now = prepared.personality
+    if started and now and started.get("identity") != now.get("identity"):
+        raise ValueError(
+            f"{run_info}: the run started with personality encoder {started.get('encoder')} "
+            f"(identity {started.get('identity')}), but {now.get('encoder')} now has identity "
+            f"{now.get('identity')}: it was replaced since. Restore that encoder to resume, or "
+            "start a new run"
+        )
 
 
 def load_config(run: str | Path) -> TrainConfig:
