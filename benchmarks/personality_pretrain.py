@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from psamf.io import write_json, write_text
 from psamf.provenance import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,7 @@ def collect(command: str, commit: str, wall: float, note: str | None = None) -> 
         "git_commit": commit,
         "note": note,
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "machine": "2 CPU cores shared with other engineers' jobs, no GPU",
+        "machine": machine(),
         "wall_seconds": round(wall, 1),
         "epochs_completed": metrics.get("epochs_completed", len(metrics["history"])),
         "epochs_planned": metrics.get("epochs_planned"),
@@ -79,8 +80,16 @@ def collect(command: str, commit: str, wall: float, note: str | None = None) -> 
         "valid": {k: metrics["valid"][k] for k, _ in PREDICTORS if k in metrics["valid"]},
         "goal": {"test_acc_mean": 0.895, "test_r2_mean": 0.15},
     }
+    write_json(RESULT_JSON, result)  # kept even if the check below fails
     verify(result)
     return result
+
+
+def machine() -> str:
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPU cores, {gpu}, load average {os.getloadavg()[0]:.1f} at the end"
 
 
 def verify(result: dict) -> None:
@@ -104,7 +113,11 @@ def verify(result: dict) -> None:
         "max_abs_diff_vs_in_run": max(abs(reloaded[k] - in_run[k]) for k in in_run),
         "seconds": round(time.time() - started, 1),
     }
-    RESULT_JSON.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_json(RESULT_JSON, result)
+    diff = result["reloaded_test"]["max_abs_diff_vs_in_run"]
+    if diff > 1e-6:
+        raise SystemExit(f"{OUT}: re-scored test metrics differ from the run's by {diff:.2e}; "
+                         "the saved folder does not reproduce its own figures")
 
 
 def render(result: dict) -> str:
@@ -198,7 +211,7 @@ def main() -> None:
         result = collect(args.command, args.commit, args.wall_seconds, args.note)
     else:
         result = run(args.extra)
-    RESULT_MD.write_text(render(result), encoding="utf-8")
+    write_text(RESULT_MD, render(result))
     print(RESULT_MD.read_text(encoding="utf-8"))
 
 
