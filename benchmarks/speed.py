@@ -100,6 +100,9 @@ def inference(args: argparse.Namespace) -> dict[str, Any]:
     run = Path(args.run) if args.run else (DEFAULT_RUN if DEFAULT_RUN.is_dir() else None)
     models, source = _models(run)
     batch, n_batches = 64, args.batches
+    if n_batches * batch > len(texts):
+        raise SystemExit(f"--batches {n_batches}: MOSI test has {len(texts)} utterances, room for "
+                         f"{len(texts) // batch} full batches of {batch}")
     rows, raw = [], {}
     for label, model, p_enc in models:
         _predict(model, p_enc, texts[:batch], frames[:batch], lengths[:batch])  # warm-up
@@ -157,7 +160,9 @@ def _cli_predict(run: Path | None) -> float | None:
                            "i really liked this movie"], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
     wall = time.perf_counter() - start
-    return wall if proc.returncode == 0 else None
+    if proc.returncode != 0:
+        raise SystemExit(f"psamf predict {run} failed (exit {proc.returncode}):\n{proc.stderr}")
+    return wall
 
 
 # --- memory ---------------------------------------------------------------------------------------
