@@ -198,6 +198,19 @@ def config_drift(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     return out
 
 
+def dirty_runs(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """Runs that started from uncommitted changes under src/ (``+dirty``): their exact code is
+    not in git, only their resolved config is."""
+    dirty = [f"`{key}` seed {seed}" for key, runs in sorted(results.items())
+             for seed, run in sorted(runs.items())
+             if any(c.endswith("+dirty") for c in run.get("git_commits", []))]
+    if not dirty:
+        return []
+    return ["Runs that started (or resumed) with uncommitted changes under `src/` (their commit "
+            "is marked `+dirty`; the result file still holds the full resolved config): "
+            + ", ".join(dirty) + ".", ""]
+
+
 def gain_and_spread(runs: dict[int, dict[str, Any]], base: dict[int, dict[str, Any]],
                     key: str) -> tuple[float, float]:
     """(how far ``runs`` is ahead of ``base`` on the test mean of ``key``, the larger std), over
@@ -528,6 +541,7 @@ def render() -> str:
     lines += deltas_figure(results)
     lines += per_seed_section(results)
     lines += config_drift(results)
+    lines += dirty_runs(results)
     lines += speed_section(results)
     lines += pending_section(results)
     return "\n".join(lines).rstrip() + "\n"
