@@ -239,6 +239,9 @@ class Attempt:
     wall_s: float = 0.0
     rc: int | None = None
     epoch_end_s: dict[str, float] = field(default_factory=dict)  # epoch -> seconds after start
+    # What the wall time depends on besides the code: torch threads and how busy the machine was.
+    omp_threads: str | None = field(default_factory=lambda: os.environ.get("OMP_NUM_THREADS"))
+    load_at_start: float = field(default_factory=lambda: round(os.getloadavg()[0], 2))
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
