@@ -476,9 +476,9 @@ def _parse_deadline(text: str | None) -> float | None:
     """``HH:MM`` (UTC, today or tomorrow) or seconds from now, as an epoch time."""
     if text is None:
         return None
-    if ":" not in text:
-        return time.time() + float(text)
     try:
+        if ":" not in text:
+            return time.time() + float(text)
         hour, minute = (int(x) for x in text.split(":"))
         if not (0 <= hour < 24 and 0 <= minute < 60):
             raise ValueError

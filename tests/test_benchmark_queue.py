@@ -1,0 +1,55 @@
+"""The benchmark queue's own checks (benchmarks/real_data.py), without running any training."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import real_data  # noqa: E402  (benchmark script, not a package)
+
+
+@pytest.mark.parametrize("text", ["10:05:00", "25:00", "noon", "12:61"])
+def test_a_malformed_deadline_is_refused_with_the_expected_format(text: str) -> None:
+    with pytest.raises(SystemExit, match="HH:MM"):
+        real_data._parse_deadline(text)
+
+
+def test_deadline_forms() -> None:
+    assert real_data._parse_deadline(None) is None
+    assert real_data._parse_deadline("60") == pytest.approx(time.time() + 60, abs=2)
+    # HH:MM is today's or, if that was over 12 hours ago, tomorrow's.
+    assert -12 * 3600 <= real_data._parse_deadline("00:00") - time.time() <= 24 * 3600
+
+
+def test_every_job_names_its_dataset_and_missing_data_is_reported(tmp_path, monkeypatch) -> None:
+    jobs = real_data.queue()
+    assert {job.dataset for job in jobs} == {"mosi", "mosei"}
+    monkeypatch.setenv("PSAMF_DATA_ROOT", str(tmp_path))
+    (tmp_path / "mosi").mkdir()
+    assert real_data.missing_data(jobs) == [tmp_path / "mosei"]
+
+
+def test_the_job_lock_stays_held_while_a_child_holding_it_outlives_the_queue(tmp_path,
+                                                                              monkeypatch):
+    """A queue killed outright must not free its job while the training process still runs."""
+    monkeypatch.setattr(real_data, "RUNS", tmp_path)
+    job = real_data.queue()[0]
+    lock = real_data.try_lock(job)
+    assert lock is not None and real_data.try_lock(job) is None
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                             pass_fds=(lock.fileno(),))
+    try:
+        lock.close()  # the queue is gone; the child still holds the open file
+        assert real_data.try_lock(job) is None
+    finally:
+        child.kill()
+        child.wait()
+    again = real_data.try_lock(job)
+    assert again is not None
+    again.close()
