@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     splits = subset_splits(eval_config, dataset)
     wanted = ["train", "valid", "test"] if args.split == "all" else [args.split]
     splits = {name: splits[name] for name in wanted}
-    personality = personality_embeddings(config, splits) if config.uses_personality() else None
+    personality = personality_embeddings(config, splits)[0] if config.uses_personality() else None
     encoded = encode_splits(config.model, splits, personality)
     device = resolve_device(args.device)
     per_seed: list[dict] = []

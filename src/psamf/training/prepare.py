@@ -74,25 +74,25 @@ def resolve_model_config(config: TrainConfig, dataset: MultimodalDataset) -> PSA
 
 
 def personality_embeddings(
-    config: TrainConfig, splits: dict[str, SplitData], info: dict[str, Any] | None = None,
-) -> dict[str, torch.Tensor]:
-    """P for every split, from the cache under ``config.resolved_cache_dir()``; ``info`` (if
-    given) is filled with which encoder computed it (path, content identity, pretrained)."""
+    config: TrainConfig, splits: dict[str, SplitData]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """P for every split, from the cache under ``config.resolved_cache_dir()``, and which encoder
+    computed it: {"encoder" (as configured), "identity" (content hash), "pretrained"}."""
     from psamf.models.personality_encoder import PersonalityEmbeddingCache, PersonalityEncoder
 
     encoder = PersonalityEncoder(config.personality_encoder)
-    if not (Path(encoder.path) / "trait_head.json").is_file():
+    pretrained = (Path(encoder.path) / "trait_head.json").is_file()
+    if not pretrained:
         log.warning(
             "personality encoder %s has no trait head: it was not pretrained on personality "
             "data, so the 'personality' view is an untrained text embedding (run psamf "
             "pretrain-personality, or pass personality_encoder=FOLDER)",
             config.personality_encoder,
         )
-    if info is not None:
-        info.update(encoder=config.personality_encoder, identity=encoder.identity,
-                    pretrained=(Path(encoder.path) / "trait_head.json").is_file())
+    info = {"encoder": config.personality_encoder, "identity": encoder.identity,
+            "pretrained": pretrained}
     cache = PersonalityEmbeddingCache(config.resolved_cache_dir() / "personality")
-    return {name: cache.get_or_compute(encoder, split.texts) for name, split in splits.items()}
+    return {name: cache.get_or_compute(encoder, s.texts) for name, s in splits.items()}, info
 
 
 def subset_splits(config: TrainConfig, dataset: MultimodalDataset) -> dict[str, SplitData]:
@@ -139,8 +139,7 @@ def prepare(config: TrainConfig, dataset: MultimodalDataset | None = None) -> Pr
     if config.uses_personality():
         encoder = resolve_personality_encoder(config.personality_encoder)
         config = TrainConfig.from_dict({**config.to_dict(), "personality_encoder": encoder})
-        info = {}
-        personality = personality_embeddings(config, splits, info)
+        personality, info = personality_embeddings(config, splits)
         width = int(next(iter(personality.values())).shape[1])
         model = model.replace(personality_dim=width)
     config = TrainConfig.from_dict({**config.to_dict(), "model": model.to_dict()})
