@@ -27,10 +27,13 @@ from pathlib import Path
 import torch
 
 from psamf.io import write_json, write_text
+from psamf.provenance import git_commit
 from psamf.training.config import apply_overrides
 from psamf.training.prepare import load_multimodal, prepare
 from psamf.training.presets import get_preset
 from psamf.training.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,9 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE training config overrides")
     parser.add_argument("--data", default="mosi")
     parser.add_argument("--root", default=None)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/overhead"),
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "overhead",
                         help="output stem: writes STEM.json and STEM.md")
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()
+    os.chdir(ROOT)  # personality_encoder=auto and the data root resolve from the repository
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     base = ["epochs=1", "batch_size=32", "progress=false", "checkpoint_every_steps=0",
@@ -68,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     compute = timers["compute"] + timers["eval_compute"]
     report = {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "git_commit": git_commit(),
+        "seed": 0,
+        "personality": prepared.personality,
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "device": str(trainer.device), "python": platform.python_version(),
                     "torch": torch.__version__},
