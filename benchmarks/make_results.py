@@ -411,11 +411,14 @@ def speed_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     for exp in real_data.EXPERIMENTS:
         runs = results.get(exp.key, {})
         epochs = [s for r in runs.values() for s in r.get("epoch_s", [])]
+        rss = [r["peak_rss_mib"] for r in runs.values() if r.get("peak_rss_mib")]
         if epochs:
             rows.append([exp.key, str(len(runs)), f"{statistics.median(epochs):.0f}",
                          f"{min(epochs):.0f}–{max(epochs):.0f}",
-                         f"{statistics.median([r['wall_s'] for r in runs.values()]):.0f}"])
-    lines += table(["experiment", "runs", "s/epoch median", "range", "run wall s median"],
+                         f"{statistics.median([r['wall_s'] for r in runs.values()]):.0f}",
+                         f"{max(rss):.0f} ({len(rss)} runs)" if rss else "–"])
+    lines += table(["experiment", "runs", "s/epoch median", "range", "run wall s median",
+                    "peak RSS MiB (max; runs recording it)"],
                    rows) if rows else ["(no finished runs yet)"]
     lines.append("")
     for name, what in (("step_time", "Training-step time, PSA-MF vs plain fine-tuning"),

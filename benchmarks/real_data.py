@@ -242,6 +242,7 @@ class Attempt:
     # What the wall time depends on besides the code: torch threads and how busy the machine was.
     omp_threads: str | None = field(default_factory=lambda: os.environ.get("OMP_NUM_THREADS"))
     load_at_start: float = field(default_factory=lambda: round(os.getloadavg()[0], 2))
+    peak_rss_mib: float | None = None  # of the psamf train process (rusage), once it has ended
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -276,6 +277,19 @@ def try_lock(job: Job) -> Any | None:
         handle.close()
         return None
     return handle
+
+
+def _wait_peak_rss(proc: subprocess.Popen) -> float | None:
+    """Wait for ``proc``; its peak resident memory in MiB (None if another wait reaped it)."""
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except ChildProcessError:  # the deadline timer's poll() got there first
+        proc.wait()
+        return None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    # Linux reports kilobytes; a child's figure starts from the queue's own size at fork
+    # (~0.3 GiB), far below a training run's.
+    return round(usage.ru_maxrss / 1024, 1)
 
 
 def run_psamf(job: Job, *, deadline: float | None, lock: Any) -> int:
@@ -335,7 +349,7 @@ def run_psamf(job: Job, *, deadline: float | None, lock: Any) -> int:
                         index = len(_attempts(run_dir))
                     attempt.wall_s = round(elapsed, 2)
                     _save_attempt(run_dir, attempt, index)
-            proc.wait()
+            attempt.peak_rss_mib = _wait_peak_rss(proc)
         except BaseException:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -416,6 +430,8 @@ def collect(job: Job) -> dict[str, Any] | None:
                       "incrementally; its wall time is missing from wall_s and epoch_s"
                       if resumed_first else ""),
         "epoch_s": _epoch_seconds(attempts),
+        "peak_rss_mib": max((a["peak_rss_mib"] for a in attempts if a.get("peak_rss_mib")),
+                            default=None),
         "finished_at": dt.datetime.fromtimestamp(metrics_path.stat().st_mtime, dt.timezone.utc)
         .strftime("%Y-%m-%dT%H:%M:%SZ"),  # when the run wrote its metrics, not when collected
         "machine": {"cpus": os.cpu_count()},
