@@ -3,7 +3,8 @@
 Layout of ``runs/<name>/``::
 
     config.yaml             the resolved TrainConfig (the run can be rebuilt from it alone)
-    run.json                command line, dataset, psamf version
+    run.json                command line, dataset, psamf version, the encoder that gave P
+                            (its content identity: a resume with another P is refused)
     summary.{md,csv,json}   per-seed test/valid metrics and mean ± std
     seed-<k>/
         best/model.safetensors, best/state.json   weights chosen on validation MAE
