@@ -38,9 +38,11 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("acc2_non0", "Acc-2 non0"), ("f1_non0", "F1 non0"),
 )
 LOWER_IS_BETTER = {"mae"}
+MAIN_GROUPS = ("mosi-minilm", "mosi-mpnet", "mosi-mpnet-10ep", "mosei-minilm")
 GROUP_TITLES = {
     "mosi-minilm": "CMU-MOSI, MiniLM-L6 (text + audio; PSA-MF vs text-only fine-tuning)",
     "mosi-mpnet": "CMU-MOSI, MPNet-base (text + audio; PSA-MF vs text-only fine-tuning)",
+    "mosi-mpnet-10ep": "CMU-MOSI, MPNet-base, 10 epochs (the same comparison, longer budget)",
     "mosei-minilm": "CMU-MOSEI, MiniLM-L6 (text only; PSA-MF text + personality vs text-only)",
 }
 
@@ -326,7 +328,7 @@ def delta_section(group: str, title: str, results: dict[str, dict[int, dict[str,
 def curves_figure(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     """Validation MAE by epoch for the main comparisons, drawn from each run's history."""
     panels = []
-    for group in ("mosi-minilm", "mosi-mpnet", "mosei-minilm"):
+    for group in MAIN_GROUPS:
         models = {
             exp.label: {seed: ([h["valid"]["mae"] for h in run["history"]], run["best_epoch"])
                         for seed, run in sorted(results[exp.key].items())}
@@ -530,7 +532,7 @@ def render() -> str:
     lines += personality_note(results)
     lines += goals_section(results)
     lines += ["## Main comparisons", ""]
-    for group in ("mosi-minilm", "mosi-mpnet", "mosei-minilm"):
+    for group in MAIN_GROUPS:
         lines += comparison_section(group, results)
     lines += curves_figure(results)
     lines += ["## MOSI ablations and design choices (MiniLM)", ""]
