@@ -291,7 +291,7 @@ def try_lock(job: Job) -> Any | None:
     return handle
 
 
-def _wait_peak_rss(proc: subprocess.Popen) -> float | None:
+def wait_peak_rss(proc: subprocess.Popen) -> float | None:
     """Wait for ``proc``; its peak resident memory in MiB (None if another wait reaped it)."""
     try:
         _, status, usage = os.wait4(proc.pid, 0)
@@ -361,7 +361,7 @@ def run_psamf(job: Job, *, deadline: float | None, lock: Any) -> int:
                         index = len(_attempts(run_dir))
                     attempt.wall_s = round(elapsed, 2)
                     _save_attempt(run_dir, attempt, index)
-            attempt.peak_rss_mib = _wait_peak_rss(proc)
+            attempt.peak_rss_mib = wait_peak_rss(proc)
         except BaseException:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -187,9 +187,9 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen([sys.executable, "-m", "psamf", *train_args], cwd=ROOT, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        peak_mib = real_data.wait_peak_rss(proc)
     wall = time.perf_counter() - start
-    rc = os.waitstatus_to_exitcode(status)
+    rc = proc.returncode
     if rc != 0:
         sys.exit(f"training failed ({rc}); see {log_path}")
     text = log_path.read_text(encoding="utf-8")
@@ -200,7 +200,6 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
         def secs(m: re.Match[str]) -> int:
             return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
         epoch_s = (secs(epoch_line) - secs(start_line)) % 86400
-    peak_mib = usage.ru_maxrss / 1024  # Linux: kilobytes
     rows = [["PSA-MF text + personality (MiniLM), MOSEI, batch 32", str(steps),
              f"{peak_mib:.0f}", f"{wall:.0f}",
              f"{epoch_s}" if epoch_s is not None else "–",
