@@ -47,6 +47,28 @@ def test_goal_table_says_by_how_much_a_goal_is_missed() -> None:
     assert "not run yet" in rows["PSA-MF (MPNet): test MAE ≤ 0.680"]
 
 
+def _with_valid(runs: dict[int, dict], valid_mae: float) -> dict[int, dict]:
+    return {seed: {**run, "valid": {"mae": valid_mae}} for seed, run in runs.items()}
+
+
+def test_mpnet_goals_move_to_the_longer_budget_only_when_validation_prefers_it() -> None:
+    six = _with_valid(_runs({1: (0.70, 86.0), 2: (0.69, 86.2), 3: (0.70, 86.1)}), 0.67)
+    ten_worse_on_test = _runs({1: (0.71, 85.0), 2: (0.72, 85.1), 3: (0.73, 85.2)})
+    groups = ("mosi-mpnet", "mosi-mpnet-10ep")
+    partial = {"mosi-mpnet/psamf": six,
+               "mosi-mpnet-10ep/psamf": _with_valid({1: ten_worse_on_test[1]}, 0.60)}
+    assert make_results.goal_group(groups, partial)[0] == "mosi-mpnet"  # 1 of 3 seeds: waits
+    # Lower validation MAE picks the 10-epoch budget although its test figures are worse.
+    full = {"mosi-mpnet/psamf": six,
+            "mosi-mpnet-10ep/psamf": _with_valid(ten_worse_on_test, 0.65)}
+    group, why = make_results.goal_group(groups, full)
+    assert group == "mosi-mpnet-10ep" and "0.650" in why and "0.670" in why
+    rows = "\n".join(make_results.goals_section(full))
+    assert "PSA-MF (MPNet, 10 epochs): test MAE ≤ 0.680 | 0.720 (3 seeds) | missed by 0.040" in rows
+    full["mosi-mpnet-10ep/psamf"] = _with_valid(ten_worse_on_test, 0.68)
+    assert make_results.goal_group(groups, full)[0] == "mosi-mpnet"
+
+
 def test_figures_are_drawn_from_the_result_histories(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(make_results.make_figures, "FIGURES", tmp_path / "figures")
     monkeypatch.setattr(make_results, "OUT", tmp_path / "RESULTS.md")
