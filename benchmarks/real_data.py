@@ -644,15 +644,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _terminate(signum: int, _frame: Any) -> None:
+def interrupt_on_signal(signum: int, _frame: Any) -> None:
     """SIGTERM/SIGHUP (session end, kill): stop the child run cleanly via KeyboardInterrupt."""
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)  # the runs start here, so the data root and relative paths resolve as theirs
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    signal.signal(signal.SIGTERM, interrupt_on_signal)
+    signal.signal(signal.SIGHUP, interrupt_on_signal)
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -677,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"list": cmd_list, "run": cmd_run, "collect": cmd_collect}
     try:
         return commands[args.command](args)
-    except KeyboardInterrupt as stop:  # Ctrl-C or _terminate: the child was already stopped
+    except KeyboardInterrupt as stop:  # Ctrl-C or a signal: the child was already stopped
         print(f"[bench] stopped ({stop or 'interrupt'}); rerun the same command to resume",
               flush=True)
         return 130

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/speed.py inference [--run RUN_DIR]   # quick (a minute or two)
     .venv/bin/python benchmarks/speed.py memory                      # a MOSEI run of ~200 steps
+    .venv/bin/python benchmarks/speed.py memory --steps 0            # one whole MOSEI epoch
 
 ``inference`` times ``psamf predict``'s model path (tokenize, personality encoder -> P, model
 forward) on real MOSI test transcripts and audio: utterances/s at batch 64 and single-utterance
@@ -10,7 +11,8 @@ without a trained run the models are built fresh from their configs (recorded in
 ``memory`` runs ``psamf train`` on MOSEI (text + personality) for a few hundred steps and records
 the peak resident memory of that process (``wait4`` rusage), its wall time and steps/s.
 
-Results: ``benchmarks/results/speed/{inference,mosei_train_memory}.json``; RESULTS.md shows them.
+Results: ``benchmarks/results/speed/{inference,mosei_train_memory[_full_epoch]}.json``;
+RESULTS.md shows them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import platform
 import re
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -170,28 +173,38 @@ def _cli_predict(run: Path | None) -> float | None:
 
 def memory(args: argparse.Namespace) -> dict[str, Any]:
     load_at_start = machine()
-    out = real_data.ROOT / "artifacts" / "bench-speed"
-    name = f"mosei-memory-{int(time.time())}"
-    steps = args.steps
+    out = Path(args.out).resolve()
+    full = args.steps == 0
+    name = f"mosei-memory-{'full-' if full else ''}{int(time.time())}"
+    limits = [] if full else [f"data.limit_train={args.steps * 32}", "data.limit_valid=256",
+                              "data.limit_test=256"]
     train_args = ["train", *real_data.BUDGETS["mosei-minilm"], "model.model_type=psamf",
-                  "epochs=1", "seeds=1", f"data.limit_train={steps * 32}",
-                  "data.limit_valid=256", "data.limit_test=256",
+                  "epochs=1", "seeds=1", *limits,
                   f"personality_encoder={_personality_encoder()}",
-                  "--out", os.path.relpath(out, ROOT), "--name", name, "--no-progress"]
+                  "--out", str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out),
+                  "--name", name, "--no-progress"]
     command = "psamf " + " ".join(shlex.quote(a) for a in train_args)
     print(command, flush=True)
     env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
-    log_path = real_data.LOGS / f"{name}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path = out / f"{name}.log"
+    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen([sys.executable, "-m", "psamf", *train_args], cwd=ROOT, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
-        peak_mib = real_data.wait_peak_rss(proc)
+        try:
+            peak_mib = real_data.wait_peak_rss(proc)
+        except BaseException:  # Ctrl-C or SIGTERM (see main): do not leave the run behind
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+            raise
     wall = time.perf_counter() - start
     rc = proc.returncode
     if rc != 0:
         sys.exit(f"training failed ({rc}); see {log_path}")
+    if peak_mib is None:
+        sys.exit(f"could not read the peak memory of the training process; see {log_path}")
     text = log_path.read_text(encoding="utf-8")
     start_line = re.search(r"^(\d\d):(\d\d):(\d\d) INFO \S+: run folder", text, re.M)
     epoch_line = re.search(r"^(\d\d):(\d\d):(\d\d) INFO \S+: seed \d+ epoch 1/1", text, re.M)
@@ -200,12 +213,19 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
         def secs(m: re.Match[str]) -> int:
             return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
         epoch_s = (secs(epoch_line) - secs(start_line)) % 86400
-    rows = [["PSA-MF text + personality (MiniLM), MOSEI, batch 32", str(steps),
+    import json
+
+    sizes = json.loads((out / name / "run.json").read_text(encoding="utf-8"))["dataset"]["sizes"]
+    steps = -(-sizes["train"] // 32)  # batches of 32, the last one partial
+    label = "whole epoch" if full else f"{sizes['train']} utterances"
+    rows = [[f"PSA-MF text + personality (MiniLM), MOSEI ({label}), batch 32", str(steps),
              f"{peak_mib:.0f}", f"{wall:.0f}",
              f"{epoch_s}" if epoch_s is not None else "–",
              f"{steps / epoch_s:.2f}" if epoch_s else "–"]]
+    scope = ("one whole epoch of the MOSEI training split" if full
+             else f"one epoch of {sizes['train']} MOSEI training utterances")
     return {
-        "title": "Peak memory of a MOSEI training run (CPU)",
+        "title": "Peak memory of a MOSEI training run (CPU)" + (", whole epoch" if full else ""),
         "command": command,
         "git_commit": real_data.git_commit(),
         "machine": load_at_start,
@@ -214,13 +234,13 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
                    "training + validation s", "steps/s (incl. validation)"],
         "rows": rows,
         "notes": [f"Peak resident set size of the `psamf train` process (rusage of the child), "
-                  f"over one epoch of {steps * 32} MOSEI training utterances plus validation and "
-                  "test on 256 each, data loading and the personality cache (P computed for "
+                  f"over {scope} ({sizes['train']}), validation ({sizes['valid']}) and test "
+                  f"({sizes['test']}), data loading and the personality cache (P computed for "
                   "uncached texts).",
                   f"Personality encoder: {_personality_encoder()}.",
                   *([f"Derived, not measured: a full MOSEI epoch (16,274 utterances = 509 steps) "
                      f"at this rate would take about {509 / (steps / epoch_s) / 60:.0f} min "
-                     "plus validation on 1,861."] if epoch_s else []),
+                     "plus validation on 1,861."] if epoch_s and not full else []),
                   "Process wall time includes start-up, data loading and computing P; "
                   "'training + validation' runs from the run folder's creation to the end of "
                   "the epoch's validation (log timestamps, 1 s resolution)."],
@@ -244,10 +264,24 @@ def main(argv: list[str] | None = None) -> int:
     inf.add_argument("--threads", type=int, default=0,
                      help="torch threads (0 = torch's default); 1 is steadier on a busy machine")
     mem = sub.add_parser("memory")
-    mem.add_argument("--steps", type=int, default=200, help="training steps (batch 32)")
+    mem.add_argument("--steps", type=int, default=200,
+                     help="training steps (batch 32), with validation and test cut to 256 "
+                          "utterances each; 0 = one whole epoch with full validation and test")
+    mem.add_argument("--out", default=str(ROOT / "artifacts" / "bench-speed"),
+                     help="where the training run and its log go (default: %(default)s)")
     args = parser.parse_args(argv)
-    result = inference(args) if args.part == "inference" else memory(args)
+    if args.part == "memory" and args.steps < 0:
+        parser.error("--steps must be 0 (one whole epoch) or more")
+    # SIGTERM (a session ending) unwinds like Ctrl-C, so memory() stops its training child.
+    signal.signal(signal.SIGTERM, real_data.interrupt_on_signal)
+    try:
+        result = inference(args) if args.part == "inference" else memory(args)
+    except KeyboardInterrupt as stop:
+        print(f"stopped ({stop or 'interrupt'}); nothing was written", file=sys.stderr)
+        return 130
     name = "inference" if args.part == "inference" else "mosei_train_memory"
+    if args.part == "memory" and args.steps == 0:
+        name += "_full_epoch"
     path = SPEED / f"{name}.json"
     real_data.write_json(path, result)
     print(f"wrote {os.path.relpath(path, ROOT)}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -53,3 +55,41 @@ def test_the_job_lock_stays_held_while_a_child_holding_it_outlives_the_queue(tmp
     again = real_data.try_lock(job)
     assert again is not None
     again.close()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines()
+                          if ":\t" in line)
+        except OSError:  # the process ended while we looked
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            out.append(int(status.parent.name))
+    return out
+
+
+def test_speed_memory_stops_its_training_run_when_terminated(tmp_path, shared_data) -> None:
+    """A session ending (SIGTERM) must not leave `psamf train` running on its own."""
+    root = shared_data("mosei")
+    script = Path(real_data.__file__).with_name("speed.py")
+    env = {**os.environ, "PSAMF_DATA_ROOT": str(root)}
+    bench = subprocess.Popen([sys.executable, str(script), "memory", "--steps", "1",
+                              "--out", str(tmp_path)], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while not (children := _children(bench.pid)) and time.time() < deadline:
+            time.sleep(0.2)
+        assert children, "speed.py memory did not start psamf train"
+        time.sleep(1.0)
+        bench.send_signal(signal.SIGTERM)
+        _, err = bench.communicate(timeout=60)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    assert bench.returncode == 130 and "nothing was written" in err
+    for pid in children:  # ended and reaped, not orphaned
+        assert not Path(f"/proc/{pid}").exists()
