@@ -397,14 +397,16 @@ def _epoch_seconds(attempts: list[dict[str, Any]]) -> list[float]:
 
 def collect(job: Job) -> dict[str, Any] | None:
     """Build the result JSON from a finished run folder (None if the seed has not finished)."""
-    seed_dir = job.run_dir / f"seed-{job.seed}"
-    metrics_path = seed_dir / "metrics.json"
-    if not metrics_path.is_file():
+    from psamf.training import runs
+
+    metrics = runs.read_seed_metrics(job.run_dir, job.seed)
+    if metrics is None:
         return None
+    metrics_path = runs.seed_dir(job.run_dir, job.seed) / runs.METRICS_FILE
     import yaml
 
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    config = yaml.safe_load((job.run_dir / "config.yaml").read_text(encoding="utf-8"))
+    # The file as the run saved it: TrainConfig would fill keys added since with today's defaults.
+    config = yaml.safe_load((job.run_dir / runs.CONFIG_FILE).read_text(encoding="utf-8"))
     run_info = json.loads((job.run_dir / "run.json").read_text(encoding="utf-8"))
     attempts = _attempts(job.run_dir)
     exp = job.experiment
