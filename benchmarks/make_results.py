@@ -246,77 +246,96 @@ def verdict_lines(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> 
     return out
 
 
-# The issue's goals (means over seeds), per encoder: the budgets they may be read on (the first is
-# the fallback) and (metric key, target) pairs.
-GOALS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, float], ...]]] = {
-    "MiniLM": (("mosi-minilm",), (("acc2_non0", 85.0), ("mae", 0.74))),
-    "MPNet": (("mosi-mpnet", "mosi-mpnet-10ep"), (("acc2_non0", 86.5), ("mae", 0.68))),
+# The issue's goals (means over seeds), per encoder: the candidate set-ups as (PSA-MF experiment,
+# its text-only baseline), the first being PSA-MF as specified, and (metric key, target) pairs.
+# Further candidates are declared here before their last seeds run: the 10-epoch MPNet budget
+# (PSA-MF still improving at epoch 6) and mean pooling for the MiniLM (lower validation MAE than
+# the first token on each of its first 3 seeds).
+GOALS: dict[str, tuple[tuple[tuple[str, str], ...], tuple[tuple[str, float], ...]]] = {
+    "MiniLM": ((("mosi-minilm/psamf", "mosi-minilm/text-finetune"),
+                ("design/sentence-pooling-mean", "mosi-minilm/text-finetune")),
+               (("acc2_non0", 85.0), ("mae", 0.74))),
+    "MPNet": ((("mosi-mpnet/psamf", "mosi-mpnet/text-finetune"),
+               ("mosi-mpnet-10ep/psamf", "mosi-mpnet-10ep/text-finetune")),
+              (("acc2_non0", 86.5), ("mae", 0.68))),
 }
 
 
-def goal_group(groups: Sequence[str],
-               results: dict[str, dict[int, dict[str, Any]]]) -> tuple[str, str]:
-    """The budget an encoder's goals are read on, and why.
+def goal_choice(candidates: Sequence[tuple[str, str]],
+                results: dict[str, dict[int, dict[str, Any]]]) -> tuple[int, str]:
+    """Which candidate set-up is chosen on validation (index), and a line saying how.
 
-    Chosen on validation, never on test: among the budgets whose PSA-MF has every planned seed,
-    the one with the lowest mean validation MAE; the first budget while no other is complete."""
-    def complete(group: str) -> bool:
-        exp = real_data.experiment(f"{group}/psamf")
-        return set(exp.seeds) <= set(results.get(exp.key, {}))
+    Never on test: once every candidate's PSA-MF has all its planned seeds, the one with the
+    lowest mean validation MAE over the seeds they share; the first (as specified) until then."""
+    def complete(key: str) -> bool:
+        return set(real_data.experiment(key).seeds) <= set(results.get(key, {}))
 
-    ready = [g for g in groups if complete(g)]
-    if len(groups) == 1:
-        return groups[0], ""
-    if len(ready) < 2:
-        waiting = ", ".join(f"`{g}`" for g in groups[1:] if g not in ready)
-        return groups[0], (f"read on `{groups[0]}` until {waiting} has all its PSA-MF seeds; "
-                           "then on the budget with the lower PSA-MF validation MAE")
-    valid = {g: mean_std([r["valid"]["mae"] for r in results[f"{g}/psamf"].values()])[0]
-             for g in ready}
-    best = min(ready, key=lambda g: valid[g])
-    scores = ", ".join(f"`{g}` {valid[g]:.3f}" for g in ready)
-    return best, (f"read on `{best}`: the lowest mean PSA-MF validation MAE ({scores}); "
-                  "the test split played no part in the choice")
+    keys = [psamf for psamf, _ in candidates]
+    if len(keys) == 1:
+        return 0, ""
+    waiting = [k for k in keys if not complete(k)]
+    if waiting:
+        return 0, ("the set-up chosen on validation among " + ", ".join(f"`{k}`" for k in keys)
+                   + " is read once " + ", ".join(f"`{k}`" for k in waiting)
+                   + " has all its seeds")
+    common = sorted(set.intersection(*(set(results[k]) for k in keys)))
+    valid = [mean_std([results[k][s]["valid"]["mae"] for s in common])[0] for k in keys]
+    best = min(range(len(keys)), key=lambda i: valid[i])
+    scores = ", ".join(f"`{k}` {v:.3f}" for k, v in zip(keys, valid, strict=True))
+    return best, (f"chosen on validation: `{keys[best]}`, the lowest mean PSA-MF validation MAE "
+                  f"over seeds {seeds_text(common)} ({scores}); the test split played no part")
+
+
+def goal_rows(psamf: str, text_only: str, targets: Sequence[tuple[str, float]],
+              results: dict[str, dict[int, dict[str, Any]]], tag: str = "") -> list[list[str]]:
+    names = dict(METRICS)
+    exp = real_data.experiment(psamf)
+    runs, base = results.get(psamf, {}), results.get(text_only, {})
+    label = exp.label + tag
+    rows = []
+    for metric, target in targets:
+        goal = (f"{label}: test {names[metric]} "
+                f"{'≤' if metric in LOWER_IS_BETTER else '≥'} {fmt(metric, target)}")
+        if not runs:
+            rows.append([goal, "–", "not run yet"])
+            continue
+        mean, _ = mean_std([r["test"][metric] for r in runs.values()])
+        short = (mean - target) if metric in LOWER_IS_BETTER else (target - mean)
+        status = "met" if short <= 0 else f"missed by {fmt(metric, short)}"
+        if len(runs) < len(exp.seeds):
+            status += f" (provisional: {len(runs)} of {len(exp.seeds)} seeds)"
+        seeds = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
+        rows.append([goal, f"{fmt(metric, mean)} ({seeds})", status])
+    for metric in ("mae", "acc2_non0"):
+        goal = f"{label} ahead of text-only by more than one std ({names[metric]})"
+        common = sorted(set(runs) & set(base))
+        if len(common) < 2:
+            rows.append([goal, "–", "not run yet (needs 2+ seeds of both)"])
+            continue
+        gain, spread = gain_and_spread(runs, base, metric)
+        status = "met" if gain > spread else f"missed by {fmt(metric, spread - gain)}"
+        measured = (f"gain {fmt(metric, gain, signed=True)}, max std {fmt(metric, spread)} "
+                    f"(seeds {seeds_text(common)})")
+        rows.append([goal, measured, status])
+    return rows
 
 
 def goals_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
-    """Each goal against the measured mean: met, or missed by how much; PSA-MF vs baseline."""
-    names = dict(METRICS)
+    """Each goal against the measured mean (met, or missed by how much), for PSA-MF as specified
+    and, where validation prefers another declared set-up, for that one too."""
     rows, notes = [], []
-    for encoder, (groups, targets) in GOALS.items():
-        group, why = goal_group(groups, results)
-        if why:
-            notes.append(f"- {encoder} goals are {why}.")
-        exp = real_data.experiment(f"{group}/psamf")
-        runs = results.get(exp.key, {})
-        for metric, target in targets:
-            goal = (f"{exp.label}: test {names[metric]} "
-                    f"{'≤' if metric in LOWER_IS_BETTER else '≥'} {fmt(metric, target)}")
-            if not runs:
-                rows.append([goal, "–", "not run yet"])
-                continue
-            mean, _ = mean_std([r["test"][metric] for r in runs.values()])
-            short = (mean - target) if metric in LOWER_IS_BETTER else (target - mean)
-            status = "met" if short <= 0 else f"missed by {fmt(metric, short)}"
-            if len(runs) < len(exp.seeds):
-                status += f" (provisional: {len(runs)} of {len(exp.seeds)} seeds)"
-            seeds = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
-            rows.append([goal, f"{fmt(metric, mean)} ({seeds})", status])
-        base = results.get(exp.baseline or "", {})
-        for metric in ("mae", "acc2_non0"):
-            goal = f"{exp.label} ahead of text-only by more than one std ({names[metric]})"
-            common = sorted(set(runs) & set(base))
-            if len(common) < 2:
-                rows.append([goal, "–", "not run yet (needs 2+ seeds of both)"])
-                continue
-            gain, spread = gain_and_spread(runs, base, metric)
-            status = "met" if gain > spread else f"missed by {fmt(metric, spread - gain)}"
-            measured = (f"gain {fmt(metric, gain, signed=True)}, max std {fmt(metric, spread)} "
-                        f"(seeds {seeds_text(common)})")
-            rows.append([goal, measured, status])
+    for encoder, (candidates, targets) in GOALS.items():
+        rows += goal_rows(*candidates[0], targets, results)
+        chosen, how = goal_choice(candidates, results)
+        if chosen:
+            rows += goal_rows(*candidates[chosen], targets, results,
+                              tag=" [chosen on validation]")
+        if how:
+            notes.append(f"- {encoder}: {how}.")
     lines = ["## Goals", "",
-             "The goals set for these benchmarks, against what the result files hold. What was "
-             "tried towards them, on validation only: [explorations.md](explorations.md).", ""]
+             "The goals set for these benchmarks, against what the result files hold: PSA-MF as "
+             "specified, and the set-up chosen on validation where it differs. What was tried "
+             "towards them, on validation only: [explorations.md](explorations.md).", ""]
     lines += table(["goal", "measured (mean)", "status"], rows)
     lines += ["", *notes, ""] if notes else [""]
     return lines

@@ -51,22 +51,25 @@ def _with_valid(runs: dict[int, dict], valid_mae: float) -> dict[int, dict]:
     return {seed: {**run, "valid": {"mae": valid_mae}} for seed, run in runs.items()}
 
 
-def test_mpnet_goals_move_to_the_longer_budget_only_when_validation_prefers_it() -> None:
+def test_goals_add_the_set_up_chosen_on_validation_never_on_test() -> None:
     six = _with_valid(_runs({1: (0.70, 86.0), 2: (0.69, 86.2), 3: (0.70, 86.1)}), 0.67)
     ten_worse_on_test = _runs({1: (0.71, 85.0), 2: (0.72, 85.1), 3: (0.73, 85.2)})
-    groups = ("mosi-mpnet", "mosi-mpnet-10ep")
+    candidates = make_results.GOALS["MPNet"][0]
     partial = {"mosi-mpnet/psamf": six,
                "mosi-mpnet-10ep/psamf": _with_valid({1: ten_worse_on_test[1]}, 0.60)}
-    assert make_results.goal_group(groups, partial)[0] == "mosi-mpnet"  # 1 of 3 seeds: waits
-    # Lower validation MAE picks the 10-epoch budget although its test figures are worse.
+    assert make_results.goal_choice(candidates, partial)[0] == 0  # 1 of 3 seeds: waits
+    # A lower validation MAE picks the 10-epoch budget although its test figures are worse.
     full = {"mosi-mpnet/psamf": six,
             "mosi-mpnet-10ep/psamf": _with_valid(ten_worse_on_test, 0.65)}
-    group, why = make_results.goal_group(groups, full)
-    assert group == "mosi-mpnet-10ep" and "0.650" in why and "0.670" in why
+    chosen, how = make_results.goal_choice(candidates, full)
+    assert chosen == 1 and "0.650" in how and "0.670" in how
     rows = "\n".join(make_results.goals_section(full))
-    assert "PSA-MF (MPNet, 10 epochs): test MAE ≤ 0.680 | 0.720 (3 seeds) | missed by 0.040" in rows
+    assert "| PSA-MF (MPNet): test MAE ≤ 0.680 | 0.697 (3 seeds) | missed by 0.017 |" in rows
+    assert ("| PSA-MF (MPNet, 10 epochs) [chosen on validation]: test MAE ≤ 0.680 | "
+            "0.720 (3 seeds) | missed by 0.040 |") in rows
     full["mosi-mpnet-10ep/psamf"] = _with_valid(ten_worse_on_test, 0.68)
-    assert make_results.goal_group(groups, full)[0] == "mosi-mpnet"
+    assert make_results.goal_choice(candidates, full)[0] == 0
+    assert "[chosen on validation]" not in "\n".join(make_results.goals_section(full))
 
 
 def test_figures_are_drawn_from_the_result_histories(tmp_path, monkeypatch) -> None:
