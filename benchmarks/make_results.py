@@ -570,7 +570,8 @@ def render() -> str:
         "resumably; several queues may run side by side, e.g. two with `OMP_NUM_THREADS=1`, "
         "each taking the next unlocked job), "
         "`.venv/bin/python benchmarks/speed.py inference --threads 1`, "
-        "`.venv/bin/python benchmarks/speed.py memory`, then "
+        "`.venv/bin/python benchmarks/speed.py memory` (and `memory --steps 0` for one whole "
+        "MOSEI epoch), then "
         "`.venv/bin/python benchmarks/make_results.py`.",
         "",
     ]

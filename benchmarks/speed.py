@@ -95,7 +95,7 @@ def inference(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    load_at_start = machine()
+    load_at_start, commit = machine(), real_data.git_commit()  # as they were when it started
     test = load_dataset("mosi").splits["test"]
     texts = list(test.texts)
     frames = torch.from_numpy(test.modalities["audio"].features)
@@ -143,7 +143,7 @@ def inference(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "title": "Inference on CPU: `psamf predict`'s model path",
         "command": "benchmarks/speed.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        "git_commit": real_data.git_commit(),
+        "git_commit": commit,
         "machine": load_at_start,
         "measured_at": real_data.now(),
         "header": ["model", "utterances/s (batch 64)", "range", "latency ms (1 utterance, "
@@ -172,7 +172,7 @@ def _cli_predict(run: Path | None) -> float | None:
 
 
 def memory(args: argparse.Namespace) -> dict[str, Any]:
-    load_at_start = machine()
+    load_at_start, commit = machine(), real_data.git_commit()  # as they were when it started
     out = Path(args.out).resolve()
     full = args.steps == 0
     name = f"mosei-memory-{'full-' if full else ''}{int(time.time())}"
@@ -227,7 +227,7 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "title": "Peak memory of a MOSEI training run (CPU)" + (", whole epoch" if full else ""),
         "command": command,
-        "git_commit": real_data.git_commit(),
+        "git_commit": commit,
         "machine": load_at_start,
         "measured_at": real_data.now(),
         "header": ["run", "training steps", "peak RSS MiB", "process wall s",
