@@ -247,21 +247,23 @@ def verdict_lines(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> 
 
 
 # The issue's goals (means over seeds), per encoder: the candidate set-ups as (PSA-MF experiment,
-# its text-only baseline), the first being PSA-MF as specified, and (metric key, target) pairs.
+# its text-only baseline, label), the first being PSA-MF as specified, and (metric, target) pairs.
 # Further candidates are declared here before their last seeds run: the 10-epoch MPNet budget
 # (PSA-MF still improving at epoch 6) and mean pooling for the MiniLM (lower validation MAE than
 # the first token on each of its first 3 seeds).
-GOALS: dict[str, tuple[tuple[tuple[str, str], ...], tuple[tuple[str, float], ...]]] = {
-    "MiniLM": ((("mosi-minilm/psamf", "mosi-minilm/text-finetune"),
-                ("design/sentence-pooling-mean", "mosi-minilm/text-finetune")),
+GOALS: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[tuple[str, float], ...]]] = {
+    "MiniLM": ((("mosi-minilm/psamf", "mosi-minilm/text-finetune", "PSA-MF (MiniLM)"),
+                ("design/sentence-pooling-mean", "mosi-minilm/text-finetune",
+                 "PSA-MF (MiniLM, M/c/s mean-pooled)")),
                (("acc2_non0", 85.0), ("mae", 0.74))),
-    "MPNet": ((("mosi-mpnet/psamf", "mosi-mpnet/text-finetune"),
-               ("mosi-mpnet-10ep/psamf", "mosi-mpnet-10ep/text-finetune")),
+    "MPNet": ((("mosi-mpnet/psamf", "mosi-mpnet/text-finetune", "PSA-MF (MPNet)"),
+               ("mosi-mpnet-10ep/psamf", "mosi-mpnet-10ep/text-finetune",
+                "PSA-MF (MPNet, 10 epochs)")),
               (("acc2_non0", 86.5), ("mae", 0.68))),
 }
 
 
-def goal_choice(candidates: Sequence[tuple[str, str]],
+def goal_choice(candidates: Sequence[tuple[str, str, str]],
                 results: dict[str, dict[int, dict[str, Any]]]) -> tuple[int, str]:
     """Which candidate set-up is chosen on validation (index), and a line saying how.
 
@@ -270,7 +272,7 @@ def goal_choice(candidates: Sequence[tuple[str, str]],
     def complete(key: str) -> bool:
         return set(real_data.experiment(key).seeds) <= set(results.get(key, {}))
 
-    keys = [psamf for psamf, _ in candidates]
+    keys = [psamf for psamf, _, _ in candidates]
     if len(keys) == 1:
         return 0, ""
     waiting = [k for k in keys if not complete(k)]
@@ -286,12 +288,11 @@ def goal_choice(candidates: Sequence[tuple[str, str]],
                   f"over seeds {seeds_text(common)} ({scores}); the test split played no part")
 
 
-def goal_rows(psamf: str, text_only: str, targets: Sequence[tuple[str, float]],
-              results: dict[str, dict[int, dict[str, Any]]], tag: str = "") -> list[list[str]]:
+def goal_rows(psamf: str, text_only: str, label: str, targets: Sequence[tuple[str, float]],
+              results: dict[str, dict[int, dict[str, Any]]]) -> list[list[str]]:
     names = dict(METRICS)
     exp = real_data.experiment(psamf)
     runs, base = results.get(psamf, {}), results.get(text_only, {})
-    label = exp.label + tag
     rows = []
     for metric, target in targets:
         goal = (f"{label}: test {names[metric]} "
@@ -328,8 +329,9 @@ def goals_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
         rows += goal_rows(*candidates[0], targets, results)
         chosen, how = goal_choice(candidates, results)
         if chosen:
-            rows += goal_rows(*candidates[chosen], targets, results,
-                              tag=" [chosen on validation]")
+            psamf, text_only, label = candidates[chosen]
+            rows += goal_rows(psamf, text_only, f"{label} [chosen on validation]", targets,
+                              results)
         if how:
             notes.append(f"- {encoder}: {how}.")
     lines = ["## Goals", "",
