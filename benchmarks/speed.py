@@ -18,6 +18,7 @@ RESULTS.md shows them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -213,8 +214,6 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
         def secs(m: re.Match[str]) -> int:
             return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
         epoch_s = (secs(epoch_line) - secs(start_line)) % 86400
-    import json
-
     sizes = json.loads((out / name / "run.json").read_text(encoding="utf-8"))["dataset"]["sizes"]
     steps = -(-sizes["train"] // 32)  # batches of 32, the last one partial
     label = "whole epoch" if full else f"{sizes['train']} utterances"
@@ -222,8 +221,7 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
              f"{peak_mib:.0f}", f"{wall:.0f}",
              f"{epoch_s}" if epoch_s is not None else "–",
              f"{steps / epoch_s:.2f}" if epoch_s else "–"]]
-    scope = ("one whole epoch of the MOSEI training split" if full
-             else f"one epoch of {sizes['train']} MOSEI training utterances")
+    scope = "one whole epoch of" if full else "one epoch of a subset of"
     return {
         "title": "Peak memory of a MOSEI training run (CPU)" + (", whole epoch" if full else ""),
         "command": command,
@@ -234,7 +232,8 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
                    "training + validation s", "steps/s (incl. validation)"],
         "rows": rows,
         "notes": [f"Peak resident set size of the `psamf train` process (rusage of the child), "
-                  f"over {scope} ({sizes['train']}), validation ({sizes['valid']}) and test "
+                  f"over {scope} the MOSEI training split ({sizes['train']} utterances), "
+                  f"validation ({sizes['valid']}) and test "
                   f"({sizes['test']}), data loading and the personality cache (P computed for "
                   "uncached texts).",
                   f"Personality encoder: {_personality_encoder()}.",
