@@ -108,3 +108,25 @@ def test_ahead_by_more_than_one_std_compares_the_same_seeds() -> None:
     gain, spread = make_results.gain_and_spread(psamf, text, "mae")
     assert gain == pytest.approx(0.10)  # not 0.81 - 0.79 over unequal seed sets
     assert spread == pytest.approx(0.0141421, rel=1e-4)
+
+
+def test_a_budget_with_no_finished_run_is_estimated_from_one_differing_only_in_epochs() -> None:
+    walls = {"mosi-mpnet": [1800.0, 2400.0, 2100.0], "mosi-minilm": [600.0]}
+    # mosi-mpnet-10ep is mosi-mpnet with epochs=10 instead of 6.
+    per_run, source = make_results._expected_wall("mosi-mpnet-10ep", walls)
+    assert per_run == pytest.approx(2100.0 * 10 / 6) and "mosi-mpnet" in source
+    assert make_results._expected_wall("mosi-minilm", walls) == (600.0, "")
+    assert make_results._expected_wall("mosei-minilm", walls) == (None, "")
+
+
+def test_deltas_over_fewer_seeds_show_the_reference_over_those_seeds() -> None:
+    full = _runs({1: (0.78, 83.0), 2: (0.85, 80.0), 3: (0.84, 80.0), 4: (0.78, 84.0),
+                  5: (0.81, 82.0)})
+    variant = _runs({1: (0.77, 83.0), 2: (0.80, 82.0), 3: (0.80, 82.0)})
+    results = {"mosi-minilm/psamf": full, "design/fusion-layer-fresh": variant}
+    for runs in results.values():
+        for run in runs.values():
+            run["test"].update(corr=0.7, f1_non0=80.0, acc2_has0=80.0, acc7=40.0)
+    lines = make_results.delta_section("design", "Design", results, "intro")
+    subset = [line for line in lines if line.startswith("| full PSA-MF (absolute, seeds 1,2,3)")]
+    assert len(subset) == 1 and "| 0.823 ± 0.038 |" in subset[0]
