@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from training_fixtures import fast_overrides, read_json, tiny_encoder
 
@@ -47,3 +49,31 @@ def test_text_finetune_baseline_with_two_seeds_and_a_summary(tmp_path, capsys):
     rows = (run / "summary.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows] == ["seed", "1", "2", "mean", "std"]
     assert "mean ± std" in capsys.readouterr().out
+
+
+def test_the_log_says_when_an_epoch_is_safely_saved(tmp_path, caplog):
+    """Stopping after the epoch line but before this one loses the epoch (it was being saved)."""
+    encoder = tiny_encoder(tmp_path / "tiny")
+    config = apply_overrides(get_preset("cpu"), fast_overrides(encoder, tmp_path / "cache",
+                                                               epochs=2, progress="false"))
+    prepared = prepare(config)
+    folder = tmp_path / "seed-0"
+    seen: list[tuple[str, bool]] = []
+
+    class Spy(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if "epoch 1" in text:
+                seen.append((text, (folder / "checkpoint").is_dir()
+                             and (folder / "best").is_dir()))
+
+    spy = Spy()
+    logging.getLogger("psamf.training.trainer").addHandler(spy)
+    try:
+        with caplog.at_level(logging.INFO, logger="psamf.training.trainer"):
+            Trainer(prepared.config, prepared.splits, seed=0, folder=folder).fit()
+    finally:
+        logging.getLogger("psamf.training.trainer").removeHandler(spy)
+    saved = [ready for text, ready in seen if "epoch 1 saved" in text]
+    assert saved == [True]
+    assert [ready for text, ready in seen if "epoch 1/2" in text] == [False]

@@ -340,6 +340,9 @@ class Trainer:
                 self._save_checkpoint(model, optimizer, scheduler, loop)
                 if improved:
                     self._save_best(model, loop)
+                if self.is_main:  # the epoch line comes before these writes; this one after
+                    log.info("seed %d: epoch %d saved; stopping now resumes after it",
+                             self.seed, loop["epoch"])
         finally:
             if writer is not None:
                 writer.close()
