@@ -1,4 +1,4 @@
-"""The benchmark queue's own checks (benchmarks/real_data.py), without running any training."""
+"""The benchmark harness's own checks (real_data.py, speed.py): locks, deadlines, stopping."""
 
 from __future__ import annotations
 
