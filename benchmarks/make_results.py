@@ -539,7 +539,8 @@ def pending_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
                  "Rerunning the command skips what is done and resumes started runs.")
     lines.append("")
     lines += table(["experiment", "missing seeds", "started (resumable)",
-                    "min per run (median of finished runs, same budget)", "command"], rows)
+                    "min per run (median of finished runs, same budget; ~ scaled)",
+                    "command"], rows)
     lines.append("")
     lines.append(f"About {left_s / 3600:.1f} h of single-thread runs left, counting started runs "
                  "as whole. A budget with no finished run is estimated from one that differs "
