@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from psamf.io import write_json, write_text
-from psamf.provenance import git_commit
+from psamf.provenance import git_commit, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "first_impressions"
@@ -64,7 +64,7 @@ def collect(command: str, commit: str, wall: float, note: str | None = None) -> 
         "git_commit": commit,
         "note": note,
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "machine": machine(),
+        "machine": machine("at the end"),
         "wall_seconds": round(wall, 1),
         "epochs_completed": metrics.get("epochs_completed", len(metrics["history"])),
         "epochs_planned": metrics.get("epochs_planned"),
@@ -83,13 +83,6 @@ def collect(command: str, commit: str, wall: float, note: str | None = None) -> 
     write_json(RESULT_JSON, result)  # kept even if the check below fails
     verify(result)
     return result
-
-
-def machine() -> str:
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{os.cpu_count()} CPU cores, {gpu}, load average {os.getloadavg()[0]:.1f} at the end"
 
 
 def verify(result: dict) -> None:

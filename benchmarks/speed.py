@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shlex
 import signal
@@ -35,15 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import real_data  # noqa: E402  (sibling script)
 
+from psamf.provenance import git_commit, machine  # noqa: E402
+
 ROOT = real_data.ROOT
 SPEED = real_data.RESULTS / "speed"
 DEFAULT_RUN = real_data.RUNS / "mosi-minilm--psamf--seed-1"
-
-
-def machine() -> str:
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-            f"load average at start {load}")
 
 
 def _personality_encoder() -> str:
@@ -96,7 +91,7 @@ def inference(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    load_at_start, commit = machine(), real_data.git_commit()  # as they were when it started
+    load_at_start, commit = machine(), git_commit()  # as they were when it started
     test = load_dataset("mosi").splits["test"]
     texts = list(test.texts)
     frames = torch.from_numpy(test.modalities["audio"].features)
@@ -173,7 +168,7 @@ def _cli_predict(run: Path | None) -> float | None:
 
 
 def memory(args: argparse.Namespace) -> dict[str, Any]:
-    load_at_start, commit = machine(), real_data.git_commit()  # as they were when it started
+    load_at_start, commit = machine(), git_commit()  # as they were when it started
     out = Path(args.out).resolve()
     full = args.steps == 0
     name = f"mosei-memory-{'full-' if full else ''}{int(time.time())}"

@@ -1,6 +1,9 @@
+import os
 import subprocess
 
-from psamf.provenance import git_commit
+import torch
+
+from psamf.provenance import git_commit, machine
 
 
 def _git(repo, *args):
@@ -31,3 +34,11 @@ def test_git_commit_sha_and_dirty_only_for_src(tmp_path):
 
 def test_git_commit_outside_a_checkout(tmp_path):
     assert git_commit(tmp_path) == "unknown"
+
+
+def test_machine_line_names_cores_gpu_and_the_moment_of_the_load_average():
+    line = machine("at the end")
+    assert line.startswith(f"{os.cpu_count()} CPU cores (")
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    assert f"), {gpu}, load average at the end " in line
+    assert len(line.rsplit("at the end ", 1)[1].split(", ")) == 3  # 1, 5 and 15 minutes
