@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,14 @@ from psamf.cli import main
 from psamf.training import load_config
 
 RESULT_KEYS = ("valid", "test", "history", "best_epoch", "epochs_run")
+TIMING_KEYS = ("seconds", "resumed_at_step")  # how long an epoch took is not a result
+
+
+def _results(metrics: dict) -> dict:
+    out = {k: metrics[k] for k in RESULT_KEYS}
+    out["history"] = [{k: v for k, v in h.items() if k not in TIMING_KEYS}
+                      for h in metrics["history"]]
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +72,9 @@ def test_train_writes_a_complete_run_folder(reference_run, capsys):
     best = min(metrics["history"], key=lambda h: h["valid"]["mae"])
     assert metrics["best_epoch"] == best["epoch"]
     assert metrics["valid"]["mae"] == pytest.approx(best["valid"]["mae"], abs=1e-6)
+    for h in metrics["history"]:  # each epoch's wall time, none resumed mid-way
+        assert h["seconds"]["train"] > 0 and h["seconds"]["valid"] > 0, h
+        assert "resumed_at_step" not in h
     assert "SYNTHETIC" in (run / "summary.md").read_text()
     summary = read_json(run / "summary.json")
     assert summary["test"]["mean"]["mae"] == metrics["test"]["mae"]
@@ -132,7 +144,7 @@ def test_same_seed_twice_gives_identical_metrics(reference_run, workdir, overrid
                  *overrides]) == 0
     a = read_json(reference_run / "seed-0" / "metrics.json")
     b = read_json(workdir / "runs" / "again" / "seed-0" / "metrics.json")
-    assert {k: a[k] for k in RESULT_KEYS} == {k: b[k] for k in RESULT_KEYS}
+    assert _results(a) == _results(b)
 
 
 def _psamf(*args: str) -> list[str]:
@@ -169,10 +181,16 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference_run, work
     resumed = subprocess.run(_psamf("train", "--resume", str(run), "--no-progress"), env=env,
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stderr
+    where = re.search(r"resuming after epoch (\d+), step (\d+)", resumed.stderr)
+    assert where, resumed.stderr
     a = read_json(reference_run / "seed-0" / "metrics.json")
     b = read_json(run / "seed-0" / "metrics.json")
-    assert {k: a[k] for k in RESULT_KEYS} == {k: b[k] for k in RESULT_KEYS}
+    assert _results(a) == _results(b)
+    epoch, step = int(where.group(1)), int(where.group(2))
+    # The epoch resumed mid-way says so (its training seconds are partial); no other epoch does.
+    # (The kill nearly always lands mid-epoch, as a checkpoint is written every step.)
+    assert [h.get("resumed_at_step") for h in b["history"]] == \
+        [step if i == epoch and step else None for i in range(len(b["history"]))]
 
 
 def test_stopped_between_checkpoint_and_best_then_resume_restores_best(
@@ -201,7 +219,7 @@ def test_stopped_between_checkpoint_and_best_then_resume_restores_best(
     assert read_json(best_state)["epoch"] == best_epoch
     a = read_json(reference_run / "seed-0" / "metrics.json")
     b = read_json(seed / "metrics.json")
-    assert {k: a[k] for k in RESULT_KEYS} == {k: b[k] for k in RESULT_KEYS}
+    assert _results(a) == _results(b)
 
 
 def test_resume_refuses_a_replaced_personality_encoder(workdir, tmp_path, capsys):

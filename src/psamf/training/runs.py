@@ -9,7 +9,8 @@ Layout of ``runs/<name>/``::
     seed-<k>/
         best/model.safetensors, best/state.json   weights chosen on validation MAE
         checkpoint/         training state while the seed runs (removed once it has finished)
-        metrics.json        valid + test metrics of the best weights, history (marks the seed done)
+        metrics.json        valid + test metrics of the best weights (marks the seed done), and
+                            per epoch: losses, validation metrics, learning rates, seconds
         predictions_test.csv, test_scatter.png, test_confusion7.png, learning_curves.png
         tensorboard/        scalars per epoch
 """

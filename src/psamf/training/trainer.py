@@ -252,12 +252,18 @@ class Trainer:
                      "from the checkpoint", self.seed, loop["best_epoch"])
             self._save_best(model, loop)
 
-    def _end_epoch(self, model, optimizer, scheduler, loop: dict[str, Any], writer) -> bool:
+    def _end_epoch(self, model, optimizer, scheduler, loop: dict[str, Any], writer,
+                   train_s: float, resumed_at_step: int) -> bool:
         """Validate, step the scheduler, update early stopping; return whether this epoch is the
-        new best (its weights go to ``best/`` once the checkpoint holding them is written)."""
+        new best (its weights go to ``best/`` once the checkpoint holding them is written).
+
+        The history entry records the epoch's wall seconds (training steps; validation); an epoch
+        resumed mid-way also records the step it resumed at, as its training time is partial."""
         epoch = loop["epoch"]
+        valid_start = time.perf_counter()
         valid, _ = evaluate_split(model, self.splits["valid"], batch_size=self.eval_batch_size,
                                   device=self.device, timers=self.timers)
+        seconds = {"train": round(train_s, 3), "valid": round(time.perf_counter() - valid_start, 3)}
         lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
         scheduler.step(valid["mae"])
         train = {k: v / max(loop["count"], 1) for k, v in loop["sums"].items()}
@@ -266,7 +272,10 @@ class Trainer:
             loop.update(best_mae=valid["mae"], best_epoch=epoch + 1, bad_epochs=0)
         else:
             loop["bad_epochs"] += 1
-        loop["history"].append({"epoch": epoch + 1, "train": train, "valid": valid, "lr": lrs})
+        entry = {"epoch": epoch + 1, "train": train, "valid": valid, "lr": lrs, "seconds": seconds}
+        if resumed_at_step:
+            entry["resumed_at_step"] = resumed_at_step
+        loop["history"].append(entry)
         if self.is_main:
             terms = " ".join(f"{k} {v:.4f}" for k, v in train.items() if k != "loss")
             lr_text = "/".join(f"{v:.1e}" for v in lrs.values())
@@ -283,6 +292,8 @@ class Trainer:
                     writer.add_scalar(f"valid/{k}", v, step)
                 for k, v in lrs.items():
                     writer.add_scalar(f"lr/{k}", v, step)
+                for k, v in seconds.items():
+                    writer.add_scalar(f"seconds/{k}", v, step)
                 writer.flush()
         patience = self.config.early_stopping_patience
         loop.update(epoch=epoch + 1, step_in_epoch=0, sums={}, count=0)
@@ -314,7 +325,7 @@ class Trainer:
                 all_batches = batches_of(
                     epoch_order(len(train), seed=self.seed, epoch=epoch), self.config.batch_size
                 )
-                start = time.perf_counter()
+                start, resumed_at_step = time.perf_counter(), loop["step_in_epoch"]
                 model.train()
                 loader = make_loader(
                     train, all_batches[loop["step_in_epoch"]:], seed=self.seed * 7919 + epoch,
@@ -333,8 +344,10 @@ class Trainer:
                             loop["step_in_epoch"] < len(all_batches):
                         self._save_checkpoint(model, optimizer, scheduler, loop)
                 bar.close()
-                self.timers.train_loop += time.perf_counter() - start
-                improved = self._end_epoch(model, optimizer, scheduler, loop, writer)
+                train_s = time.perf_counter() - start
+                self.timers.train_loop += train_s
+                improved = self._end_epoch(model, optimizer, scheduler, loop, writer, train_s,
+                                           resumed_at_step)
                 # Checkpoint first: if the process dies before best/ is written, the checkpoint
                 # still holds this epoch's weights and _repair_best restores them on resume.
                 self._save_checkpoint(model, optimizer, scheduler, loop)
