@@ -38,9 +38,11 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("acc2_non0", "Acc-2 non0"), ("f1_non0", "F1 non0"),
 )
 LOWER_IS_BETTER = {"mae"}
-MAIN_GROUPS = ("mosi-minilm", "mosi-mpnet", "mosi-mpnet-10ep", "mosei-minilm")
+MAIN_GROUPS = ("mosi-minilm", "mosi-minilm-lr1e-4", "mosi-mpnet", "mosi-mpnet-10ep",
+               "mosei-minilm")
 GROUP_TITLES = {
     "mosi-minilm": "CMU-MOSI, MiniLM-L6 (text + audio; PSA-MF vs text-only fine-tuning)",
+    "mosi-minilm-lr1e-4": "CMU-MOSI, MiniLM-L6, encoder lr 1e-4 (the same comparison)",
     "mosi-mpnet": "CMU-MOSI, MPNet-base (text + audio; PSA-MF vs text-only fine-tuning)",
     "mosi-mpnet-10ep": "CMU-MOSI, MPNet-base, 10 epochs (the same comparison, longer budget)",
     "mosei-minilm": "CMU-MOSEI, MiniLM-L6 (text only; PSA-MF text + personality vs text-only)",
@@ -254,7 +256,9 @@ def verdict_lines(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> 
 GOALS: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[tuple[str, float], ...]]] = {
     "MiniLM": ((("mosi-minilm/psamf", "mosi-minilm/text-finetune", "PSA-MF (MiniLM)"),
                 ("design/sentence-pooling-mean", "mosi-minilm/text-finetune",
-                 "PSA-MF (MiniLM, M/c/s mean-pooled)")),
+                 "PSA-MF (MiniLM, M/c/s mean-pooled)"),
+                ("mosi-minilm-lr1e-4/psamf", "mosi-minilm-lr1e-4/text-finetune",
+                 "PSA-MF (MiniLM, encoder lr 1e-4)")),
                (("acc2_non0", 85.0), ("mae", 0.74))),
     "MPNet": ((("mosi-mpnet/psamf", "mosi-mpnet/text-finetune", "PSA-MF (MPNet)"),
                ("mosi-mpnet-10ep/psamf", "mosi-mpnet-10ep/text-finetune",
