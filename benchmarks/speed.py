@@ -131,8 +131,9 @@ def inference(args: argparse.Namespace) -> dict[str, Any]:
              "repeats (median and range shown), after one warm-up batch; includes tokenization "
              "and, for PSA-MF, the personality encoder computing P (as `psamf predict` does).",
              f"Latency: {args.single} single utterances one after another, median and p90.",
-             f"torch threads: {torch.get_num_threads()}. The machine was shared with other jobs: "
-             "treat these as lower bounds on speed."]
+             f"torch threads: {torch.get_num_threads()}. The machine is a shared virtual one "
+             "(its load average at start is above): other work only slows these down, so treat "
+             "them as lower bounds on speed."]
     if cli is not None:
         notes.append(f"Whole `psamf predict` process (start-up, loading the run and both "
                      f"encoders, one prediction): {cli:.1f} s.")
