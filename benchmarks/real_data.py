@@ -77,15 +77,22 @@ BUDGETS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+
+def _budget_with(base: str, old: str, new: str) -> tuple[str, ...]:
+    """``base``'s budget with the argument ``old`` replaced by ``new`` (``old`` must be in it, so
+    that a changed base budget cannot silently leave a variant equal to it)."""
+    if old not in BUDGETS[base]:
+        raise ValueError(f"budget {base!r} has no argument {old!r}")
+    return tuple(new if a == old else a for a in BUDGETS[base])
+
+
 # PSA-MF on MPNet was still improving on validation at epoch 6 (best epochs 5, 6, 5; text-only
 # 5, 3, 2): the same comparison with 10 epochs for both (benchmarks/explorations.md).
-BUDGETS["mosi-mpnet-10ep"] = tuple("epochs=10" if a == "epochs=6" else a
-                                   for a in BUDGETS["mosi-mpnet"])
+BUDGETS["mosi-mpnet-10ep"] = _budget_with("mosi-mpnet", "epochs=6", "epochs=10")
 # PSA-MF on the MiniLM reached a lower validation MAE with the encoder at lr 1e-4 on each of seeds
 # 1-3 (2e-4 was worse on seed 1; benchmarks/explorations.md): the same comparison at 1e-4.
-BUDGETS["mosi-minilm-lr1e-4"] = tuple(
-    "optim.lr_encoder=1e-4" if a == "optim.lr_encoder=5e-5" else a
-    for a in BUDGETS["mosi-minilm"])
+BUDGETS["mosi-minilm-lr1e-4"] = _budget_with("mosi-minilm", "optim.lr_encoder=5e-5",
+                                             "optim.lr_encoder=1e-4")
 
 TEXT_ONLY = ("model.model_type=text_finetune",)
 PSAMF = ("model.model_type=psamf",)

@@ -29,6 +29,16 @@ def test_deadline_forms() -> None:
     assert -12 * 3600 <= real_data._parse_deadline("00:00") - time.time() <= 24 * 3600
 
 
+def test_a_budget_variant_changes_exactly_the_argument_it_names() -> None:
+    longer = real_data._budget_with("mosi-mpnet", "epochs=6", "epochs=10")
+    base = real_data.BUDGETS["mosi-mpnet"]
+    assert [(a, b) for a, b in zip(base, longer, strict=True) if a != b] == [
+        ("epochs=6", "epochs=10")]
+    # A variant whose argument is missing from the base would silently equal the base.
+    with pytest.raises(ValueError, match="epochs=7"):
+        real_data._budget_with("mosi-mpnet", "epochs=7", "epochs=10")
+
+
 def test_every_job_names_its_dataset_and_missing_data_is_reported(tmp_path, monkeypatch) -> None:
     jobs = real_data.queue()
     assert {job.dataset for job in jobs} == {"mosi", "mosei"}
