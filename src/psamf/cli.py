@@ -12,6 +12,7 @@ import logging
 import sys
 
 from psamf import __version__
+from psamf.errors import PsamfError
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS: tuple[str, ...] = ("data", "train", "evaluate", "predict", "pretrain_personality")
@@ -43,10 +44,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError, PermissionError) as err:
-        # User errors: one clear line, no traceback, non-zero exit.
-        print(f"psamf {args.command}: error: {err}", file=sys.stderr)
+    except (PsamfError, OSError) as err:
+        # User errors (and the machine's: disk full, permissions): one line, no traceback.
+        print(f"psamf {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
+
+
+def one_line(err: BaseException) -> str:
+    """The error's message on one line (an OSError without one says what failed where)."""
+    text = str(err)
+    if isinstance(err, OSError) and not isinstance(err, PsamfError) and err.filename:
+        text = f"{err.filename}: {err.strerror or text}"
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from psamf.errors import InputError
+
 if TYPE_CHECKING:
     import torch
 
@@ -23,8 +25,8 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"device {str(name)!r}: not a device name ({DEVICES_HELP})") from err
+        raise InputError(f"device {str(name)!r}: not a device name ({DEVICES_HELP})") from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(name)!r} asked for, but CUDA is not available here; "
+        raise InputError(f"device {str(name)!r} asked for, but CUDA is not available here; "
                          "use cpu or auto")
     return device

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from sklearn.metrics import f1_score, r2_score
 
+from psamf.errors import InputError
+
 SENTIMENT_KEYS: tuple[str, ...] = (
     "mae",
     "corr",
@@ -31,12 +33,12 @@ SENTIMENT_KEYS: tuple[str, ...] = (
 def _as_vector(values: np.ndarray | Sequence[float], name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}; flatten (N, 1) outputs first")
+        raise InputError(f"{name} must be 1-D, got shape {arr.shape}; flatten (N, 1) outputs first")
     if arr.size == 0:
-        raise ValueError(f"{name} is empty; metrics need at least one sample")
+        raise InputError(f"{name} is empty; metrics need at least one sample")
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
-        raise ValueError(
+        raise InputError(
             f"{name} has {bad.size} non-finite value(s) (first at index {int(bad[0])}); "
             "check the model for NaN outputs or the labels for missing values"
         )
@@ -69,7 +71,7 @@ def regression_metrics(
     p = _as_vector(preds, "preds")
     t = _as_vector(labels, "labels")
     if p.shape != t.shape:
-        raise ValueError(f"preds and labels differ in length: {p.size} vs {t.size}")
+        raise InputError(f"preds and labels differ in length: {p.size} vs {t.size}")
 
     out: dict[str, float] = {"mae": float(np.mean(np.abs(p - t))), "corr": _pearson(p, t)}
     for key, bound in (("acc7", 3.0), ("acc5", 2.0)):
@@ -102,16 +104,16 @@ def personality_metrics(
     y = np.asarray(targets, dtype=np.float64)
     traits = tuple(traits)
     if p.ndim != 2 or p.shape != y.shape:
-        raise ValueError(
+        raise InputError(
             f"preds and targets must both be (N, n_traits); got {p.shape} and {y.shape}"
         )
     if p.shape[0] == 0:
-        raise ValueError("preds is empty; metrics need at least one sample")
+        raise InputError("preds is empty; metrics need at least one sample")
     if p.shape[1] != len(traits):
-        raise ValueError(f"{p.shape[1]} prediction columns but {len(traits)} trait names")
+        raise InputError(f"{p.shape[1]} prediction columns but {len(traits)} trait names")
     for name, arr in (("preds", p), ("targets", y)):
         if not np.isfinite(arr).all():
-            raise ValueError(f"{name} has non-finite values; check the model or the corpus")
+            raise InputError(f"{name} has non-finite values; check the model or the corpus")
 
     out: dict[str, float] = {}
     for j, trait in enumerate(traits):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from psamf.commands._args import add_command, add_run_argument
 from psamf.device import DEVICES_HELP
+from psamf.errors import InputError
 
 SPLIT_CHOICES = ("test", "valid", "train", "all")
 
@@ -39,13 +40,13 @@ def check_modalities(model_widths: dict[str, int], dataset) -> None:
     widths = dataset.modality_widths()
     for name, width in model_widths.items():
         if name not in widths:
-            raise ValueError(
+            raise InputError(
                 f"dataset {dataset.name!r} has no {name} features but the run's model uses {name} "
                 f"(d={width}); evaluate on data with {name}, or train a model with "
                 f"model.text_only=true"
             )
         if widths[name] != width:
-            raise ValueError(
+            raise InputError(
                 f"dataset {dataset.name!r}: {name} features have width {widths[name]} but the "
                 f"run's model expects {width}; these features come from a different extractor"
             )
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     seeds = [args.seed] if args.seed is not None else list(config.seeds)
     for seed in seeds:
         if seed not in config.seeds:
-            raise ValueError(f"seed {seed} is not part of run {args.run}; its seeds are "
+            raise InputError(f"seed {seed} is not part of run {args.run}; its seeds are "
                              f"{list(config.seeds)}")
         best_weights(args.run, seed)  # fail early on a seed with no selected checkpoint
     data_config = config.data if args.data is None else DataConfig(name=args.data, root=args.root)

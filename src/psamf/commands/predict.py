@@ -20,6 +20,7 @@ import numpy as np
 
 from psamf.commands._args import add_command, add_run_argument
 from psamf.device import DEVICES_HELP
+from psamf.errors import InputError, NotFoundError
 
 SENTIMENT_CLASSES: dict[int, str] = {
     -3: "strongly negative", -2: "negative", -1: "weakly negative", 0: "neutral",
@@ -53,21 +54,21 @@ def load_frames(path: Path | None, name: str, width: int | None) -> tuple[np.nda
     if path is None:
         return None, "absent"
     if width is None:
-        raise ValueError(f"--{name} {path}: this run's model does not use {name}; drop --{name}")
+        raise InputError(f"--{name} {path}: this run's model does not use {name}; drop --{name}")
     if not path.is_file():
-        raise FileNotFoundError(f"--{name} {path}: no such file")
+        raise NotFoundError(f"--{name} {path}: no such file")
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
-        raise ValueError(f"--{name} {path}: not a plain .npy array ({err})") from err
+        raise InputError(f"--{name} {path}: not a plain .npy array ({err})") from err
     if array.ndim != 2 or array.shape[0] < 1:
-        raise ValueError(f"--{name} {path}: expected a (T, {width}) array of frames, got shape "
+        raise InputError(f"--{name} {path}: expected a (T, {width}) array of frames, got shape "
                          f"{array.shape}")
     if array.shape[1] != width:
-        raise ValueError(f"--{name} {path}: frames have width {array.shape[1]} but the run's "
+        raise InputError(f"--{name} {path}: frames have width {array.shape[1]} but the run's "
                          f"model expects {width} ({name}_dim in config.yaml)")
     if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
-        raise ValueError(f"--{name} {path}: must hold finite numbers")
+        raise InputError(f"--{name} {path}: must hold finite numbers")
     return array.astype(np.float32), "given"
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from psamf.commands._args import add_command
+from psamf.errors import AlreadyExistsError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     command = "psamf " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.resume is not None:
         if args.overrides or args.data or args.root or args.seeds:
-            raise ValueError(
+            raise InputError(
                 "--resume continues a run with its saved config; drop the overrides / --data / "
                 "--root / --seeds (start a new run to change settings)"
             )
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         folder = args.out / name
         check_writable(args.out)
         if folder.exists():
-            raise FileExistsError(
+            raise AlreadyExistsError(
                 f"{folder}: run folder already exists; continue it with --resume {folder} or "
                 "pass another --name"
             )

@@ -39,6 +39,7 @@ from psamf.data.readers import (
 from psamf.data.safe_pickle import UnsafePickleError, safe_load
 from psamf.data.sample import make_sample_dataset
 from psamf.data.validate import validate_dataset, validate_split
+from psamf.errors import InputError, NotFoundError
 
 NAMED_DATASETS: tuple[str, ...] = ("mosi", "mosei", "first_impressions", "sample")
 DATA_ROOT_ENV = "PSAMF_DATA_ROOT"
@@ -92,7 +93,7 @@ def load_dataset(
         return make_sample_dataset(**explicit_paths)
     unknown = set(explicit_paths) - {"features", "labels"}
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"unknown path argument(s) {', '.join(sorted(unknown))}; use features= (a feature "
             "pickle) and/or labels= (a label.csv)"
         )
@@ -100,20 +101,20 @@ def load_dataset(
         folder = Path(root) if root is not None else default_data_root()
         folder = folder / name
         if not folder.is_dir():
-            raise FileNotFoundError(
+            raise NotFoundError(
                 f"{folder}: folder for dataset '{name}' not found; pass root=DIR (CLI: --root) "
                 f"or set ${DATA_ROOT_ENV} to the folder that contains '{name}/'"
             )
         if name == "first_impressions":
             if explicit_paths:
-                raise ValueError("first_impressions takes no features= / labels= paths")
+                raise InputError("first_impressions takes no features= / labels= paths")
             return read_first_impressions(folder)
         return read_folder(folder, name=name, **explicit_paths)
     folder = Path(name_or_dir)
     if root is not None and not folder.is_absolute():
         folder = Path(root) / folder
     if not folder.exists() and not explicit_paths:
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"{folder}: no such folder, and '{name}' is not a known dataset name "
             f"({', '.join(NAMED_DATASETS)})"
         )

@@ -18,6 +18,7 @@ import numpy as np
 from psamf.data._util import few
 from psamf.data.dataset import BIG_FIVE, PersonalityDataset, PersonalitySplit
 from psamf.data.safe_pickle import safe_load
+from psamf.errors import InputError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def first_impressions_files(folder: str | Path) -> dict[str, tuple[Path, Path]]:
     }
     missing = [p.name for pair in files.values() for p in pair if not p.is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"{folder}: First Impressions files missing: {', '.join(missing)} (expected "
             "annotation_{training,validation,test}.pkl and transcription_{...}.pkl from the "
             "ChaLearn First Impressions V2 release)"
@@ -44,7 +45,7 @@ def first_impressions_files(folder: str | Path) -> dict[str, tuple[Path, Path]]:
 
 def _as_mapping(obj: Any, path: Path, what: str) -> Mapping[Any, Any]:
     if not isinstance(obj, Mapping):
-        raise ValueError(f"{path}: expected a dict of {what}, found {type(obj).__name__}")
+        raise InputError(f"{path}: expected a dict of {what}, found {type(obj).__name__}")
     return obj
 
 
@@ -59,7 +60,7 @@ def _read_split(
     )
     absent = [t for t in traits if t not in annotation]
     if absent:
-        raise ValueError(
+        raise InputError(
             f"{annotation_path}: trait(s) {', '.join(absent)} missing (found "
             f"{', '.join(map(str, annotation))}); is this a First Impressions annotation file?"
         )
@@ -69,12 +70,12 @@ def _read_split(
         scores = _as_mapping(annotation[trait], annotation_path, f"clip -> {trait} score")
         keys = {str(k) for k in scores}
         if keys - id_set:
-            raise ValueError(
+            raise InputError(
                 f"{transcription_path}: split '{split}': clips annotated in {annotation_path.name}"
                 f" but without a transcript: {few(sorted(keys - id_set))}"
             )
         if id_set - keys:
-            raise ValueError(
+            raise InputError(
                 f"{annotation_path}: split '{split}', field '{trait}': no score for clips "
                 f"{few(sorted(id_set - keys))}"
             )
@@ -82,13 +83,13 @@ def _read_split(
     try:
         targets = np.array([[by_key[t][i] for t in traits] for i in ids], dtype=np.float32)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{annotation_path}: split '{split}': a score is not a number ({err})"
+        raise InputError(f"{annotation_path}: split '{split}': a score is not a number ({err})"
                          ) from None
     targets = targets.reshape(len(ids), len(traits))
     bad = np.argwhere(~np.isfinite(targets) | (targets < 0) | (targets > 1))
     if bad.size:
         row, col = (int(x) for x in bad[0])
-        raise ValueError(
+        raise InputError(
             f"{annotation_path}: split '{split}', field '{traits[col]}', index {row} (clip "
             f"{ids[row]}): score {float(targets[row, col])} outside [0, 1] ({len(bad)} in all)"
         )

@@ -38,6 +38,7 @@ from psamf.data.dataset import (
 from psamf.data.first_impressions import FI_SPLIT_FILES, read_first_impressions
 from psamf.data.safe_pickle import safe_load
 from psamf.data.validate import validate_dataset
+from psamf.errors import InputError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def read_label_rows(path: str | Path) -> dict[str, LabelRow]:
     """Rows of a label.csv keyed by utterance id, in file order (either column layout)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: label file not found")
+        raise NotFoundError(f"{path}: label file not found")
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = set(reader.fieldnames or ())
@@ -78,13 +79,13 @@ def read_label_rows(path: str | Path) -> dict[str, LabelRow]:
         elif "id" in columns:
             make_id = _plain_id
         else:
-            raise ValueError(
+            raise InputError(
                 f"{path}: no id columns; expected 'video_id,clip_id' (MMSA) or 'id', found "
                 f"{', '.join(sorted(columns)) or 'no header'}"
             )
         missing = {"text", "label", "mode"} - columns
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"{path}: missing column(s) {', '.join(sorted(missing))}; a label.csv needs "
                 "text, label and mode (train/valid/test)"
             )
@@ -93,24 +94,24 @@ def read_label_rows(path: str | Path) -> dict[str, LabelRow]:
             uid = make_id(record)
             mode = (record["mode"] or "").strip().lower()
             if mode not in SPLIT_ALIASES:
-                raise ValueError(
+                raise InputError(
                     f"{path}: line {line}, field 'mode': '{record['mode']}' is not a split name "
                     f"(use one of {', '.join(SPLIT_ALIASES)})"
                 )
             try:
                 label = float(record["label"])
             except (TypeError, ValueError):
-                raise ValueError(
+                raise InputError(
                     f"{path}: line {line} (id {uid}), field 'label': '{record['label']}' is not "
                     "a number"
                 ) from None
             if uid in rows:
-                raise ValueError(
+                raise InputError(
                     f"{path}: line {line}: id '{uid}' repeats line {rows[uid].line}"
                 )
             rows[uid] = LabelRow(record["text"] or "", label, SPLIT_ALIASES[mode], line)
     if not rows:
-        raise ValueError(f"{path}: no rows below the header")
+        raise InputError(f"{path}: no rows below the header")
     return rows
 
 
@@ -147,7 +148,7 @@ def _load_split_dict(path: Path) -> dict[str, Mapping[str, Any]]:
     """The pickle's top level, with split names normalised to train / valid / test."""
     data = safe_load(path)
     if not isinstance(data, Mapping):
-        raise ValueError(
+        raise InputError(
             f"{path}: expected a dict of splits (train/valid/test), found {type(data).__name__}"
         )
     splits: dict[str, Mapping[str, Any]] = {}
@@ -157,9 +158,9 @@ def _load_split_dict(path: Path) -> dict[str, Mapping[str, Any]]:
             log.debug("%s: ignoring top-level key %r", path, key)
             continue
         if ours in splits:
-            raise ValueError(f"{path}: two keys name the '{ours}' split (e.g. 'valid' and 'val')")
+            raise InputError(f"{path}: two keys name the '{ours}' split (e.g. 'valid' and 'val')")
         if not isinstance(value, Mapping):
-            raise ValueError(f"{path}: split '{key}' is a {type(value).__name__}, not a dict")
+            raise InputError(f"{path}: split '{key}' is a {type(value).__name__}, not a dict")
         splits[ours] = value
     _require_splits(splits, path)
     return {s: splits[s] for s in SPLITS}
@@ -168,7 +169,7 @@ def _load_split_dict(path: Path) -> dict[str, Mapping[str, Any]]:
 def _require_splits(splits: Mapping[str, Any], path: Path) -> None:
     missing = [s for s in SPLITS if s not in splits or len(splits[s]) == 0]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{path}: split(s) {', '.join(missing)} missing or empty; psamf needs train, valid "
             "(also accepted: val, dev) and test"
         )
@@ -176,7 +177,7 @@ def _require_splits(splits: Mapping[str, Any], path: Path) -> None:
 
 def _field(split: Mapping[str, Any], key: str, path: Path, split_name: str) -> Any:
     if key not in split:
-        raise ValueError(
+        raise InputError(
             f"{path}: split '{split_name}' has no field '{key}' (fields: "
             f"{', '.join(map(str, split))})"
         )
@@ -209,7 +210,7 @@ def _modalities(
             continue
         feats = np.asarray(split[name])
         if feats.ndim != 3:
-            raise ValueError(
+            raise InputError(
                 f"{path}: split '{split_name}', field '{name}': features must be 3-D (N, T, d), "
                 f"got shape {feats.shape}"
             )
@@ -261,7 +262,7 @@ def _authors_dataset(
         ids = _ids(_field(split, "id", features, split_name))
         unknown = [i for i in ids if i not in rows]
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"{features}: split '{split_name}', field 'id': {len(unknown)} id(s) not in "
                 f"{labels} (ids are matched as video_id{ID_SEPARATOR}clip_id): {few(unknown)}"
             )
@@ -318,7 +319,7 @@ def check_against_labels(dataset: MultimodalDataset, labels_path: str | Path) ->
         only_pickle = sorted(set(split.ids) - csv_ids)
         only_csv = sorted(csv_ids - set(split.ids))
         if only_pickle or only_csv:
-            raise ValueError(
+            raise InputError(
                 f"{source} and {labels_path} disagree on split '{split_name}': "
                 f"{len(only_pickle)} id(s) only in the pickle ({few(only_pickle, 3)}), "
                 f"{len(only_csv)} only in the csv ({few(only_csv, 3)})"
@@ -326,13 +327,13 @@ def check_against_labels(dataset: MultimodalDataset, labels_path: str | Path) ->
         for i, uid in enumerate(split.ids):
             row = rows[uid]
             if not math.isclose(row.label, float(split.labels[i]), abs_tol=1e-3):
-                raise ValueError(
+                raise InputError(
                     f"{source}: split '{split_name}', field 'regression_labels', index {i} (id "
                     f"{uid}): {float(split.labels[i])} but {labels_path} line {row.line} says "
                     f"{row.label}"
                 )
             if _norm(row.text) != _norm(split.texts[i]):
-                raise ValueError(
+                raise InputError(
                     f"{source}: split '{split_name}', field 'raw_text', index {i} (id {uid}) "
                     f"differs from {labels_path} line {row.line}"
                 )
@@ -347,7 +348,7 @@ def read_features(
     """A feature pickle, with an optional label.csv: MMSA (cross-checked) or authors' layout."""
     features = Path(features)
     if not features.is_file():
-        raise FileNotFoundError(f"{features}: feature pickle not found")
+        raise NotFoundError(f"{features}: feature pickle not found")
     raw = _load_split_dict(features)
     if all("raw_text" in split for split in raw.values()):  # MMSA; else the authors' layout
         dataset = _mmsa_dataset(raw, features, name)
@@ -356,7 +357,7 @@ def read_features(
             dataset.source = f"{features} (checked against {labels})"
         return dataset
     if labels is None:
-        raise ValueError(
+        raise InputError(
             f"{features}: the pickle has no 'raw_text' (the PSA-MF authors' layout); pass the "
             "label.csv that holds the transcripts (labels=PATH, or put label.csv beside it)"
         )
@@ -372,7 +373,7 @@ def _pick_pickle(folder: Path) -> Path | None:
                 for stem in FI_SPLIT_FILES.values()}
     others = sorted(p for p in folder.glob("*.pkl") if p.name not in fi_names)
     if len(others) > 1:
-        raise ValueError(
+        raise InputError(
             f"{folder}: several feature pickles ({few(p.name for p in others)}); say which with "
             "features=PATH (CLI: --features)"
         )
@@ -395,14 +396,14 @@ def read_folder(
     folder = Path(folder)
     if features is None and labels is None:
         if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: dataset folder not found")
+            raise NotFoundError(f"{folder}: dataset folder not found")
         if (folder / "annotation_training.pkl").is_file():
             return read_first_impressions(folder)
         features = _pick_pickle(folder)
         csv_path = folder / LABEL_CSV
         labels = csv_path if csv_path.is_file() else None
         if features is None and labels is None:
-            raise FileNotFoundError(
+            raise NotFoundError(
                 f"{folder}: no dataset files found; expected {LABEL_CSV} and/or a feature "
                 f"pickle ({', '.join(MMSA_PICKLE_NAMES)} or one other *.pkl), or the First "
                 "Impressions annotation_*/transcription_* pickles"

@@ -13,6 +13,8 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from psamf.errors import InputError, NotFoundError
+
 # (module, name) pairs needed to rebuild numpy arrays, dtypes and scalars across numpy 1.x / 2.x,
 # plus the harmless builtins that old protocol-0/2 pickles reference for containers.
 _ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
@@ -47,7 +49,7 @@ _ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 _ALLOWED_MODULE_PREFIXES: tuple[str, ...] = ("numpy.dtypes",)
 
 
-class UnsafePickleError(ValueError):
+class UnsafePickleError(InputError):
     """A pickle asked for a global outside the allow-list."""
 
 
@@ -78,7 +80,7 @@ def safe_load(path: str | Path, *, encoding: str = "ASCII") -> Any:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+        raise NotFoundError(f"{path}: file not found")
     data = path.read_bytes()
     try:
         return _RestrictedUnpickler(
@@ -88,7 +90,7 @@ def safe_load(path: str | Path, *, encoding: str = "ASCII") -> Any:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError,
             AttributeError, UnicodeDecodeError) as err:
-        raise ValueError(
+        raise InputError(
             f"{path}: not a readable pickle ({type(err).__name__}: {err}); the file may be "
             "truncated or corrupt, re-download or re-export it"
         ) from err

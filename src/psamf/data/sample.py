@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from psamf.data.dataset import LABEL_MAX, LABEL_MIN, ModalityFeatures, MultimodalDataset, SplitData
+from psamf.errors import InputError
 
 _SUBJECTS = (
     "the movie", "the acting", "the plot", "the soundtrack", "this film", "the ending",
@@ -131,9 +132,9 @@ def make_sample_dataset(
 ) -> MultimodalDataset:
     """The synthetic MOSI-shaped dataset; ``missing_vision`` is the share with no vision frames."""
     if min(n_train, n_valid, n_test) < 1 or min(audio_dim, vision_dim, max_frames) < 1:
-        raise ValueError("sample sizes, widths and max_frames must all be at least 1")
+        raise InputError("sample sizes, widths and max_frames must all be at least 1")
     if not 0.0 <= missing_vision <= 1.0:
-        raise ValueError(f"missing_vision must be in [0, 1], got {missing_vision}")
+        raise InputError(f"missing_vision must be in [0, 1], got {missing_vision}")
     rng = np.random.default_rng(seed)
     kwargs = {"audio_dim": audio_dim, "vision_dim": vision_dim, "max_frames": max_frames,
               "missing_vision": missing_vision, "noise": noise}

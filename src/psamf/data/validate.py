@@ -27,6 +27,7 @@ from psamf.data.dataset import (
     MultimodalDataset,
     SplitData,
 )
+from psamf.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -42,25 +43,25 @@ def _check_modality(
 ) -> ModalityFeatures:
     feats = np.asarray(mod.features)
     if feats.ndim != 3:
-        raise ValueError(
+        raise InputError(
             f"{_where(source, split, name)}: features must be 3-D (N, T, d), got shape "
             f"{feats.shape}; per-utterance vectors need a frame axis of size 1"
         )
     if feats.shape[0] != n:
-        raise ValueError(
+        raise InputError(
             f"{_where(source, split, name)}: {feats.shape[0]} rows but the split has {n} "
             "utterances (ids / labels); the fields must describe the same utterances"
         )
     lengths = np.asarray(mod.lengths)
     if lengths.shape != (n,):
-        raise ValueError(
+        raise InputError(
             f"{_where(source, split, name + '_lengths')}: shape {lengths.shape}, expected ({n},)"
         )
     if lengths.size and not np.all(np.isfinite(lengths.astype(np.float64))):
-        raise ValueError(f"{_where(source, split, name + '_lengths')}: non-finite lengths")
+        raise InputError(f"{_where(source, split, name + '_lengths')}: non-finite lengths")
     if lengths.size and np.any(lengths != np.round(lengths)):
         idx = int(np.flatnonzero(lengths != np.round(lengths))[0])
-        raise ValueError(
+        raise InputError(
             f"{_where(source, split, name + '_lengths')}, index {idx}: length {lengths[idx]} "
             "is not a whole number of frames"
         )
@@ -69,7 +70,7 @@ def _check_modality(
     bad = np.flatnonzero((lengths < 0) | (lengths > t))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(
+        raise InputError(
             f"{_where(source, split, name + '_lengths')}, index {i}: length {lengths[i]} outside "
             f"[0, {t}] (T = {t} frames; {bad.size} bad in all)"
         )
@@ -108,7 +109,7 @@ def validate_split(split: SplitData, *, source: str, split_name: str) -> SplitDa
     sizes = {"texts": len(split.texts), "labels": int(np.size(split.labels))}
     for field, size in sizes.items():
         if size != n:
-            raise ValueError(
+            raise InputError(
                 f"{_where(source, split_name, field)}: {size} entries but {n} ids; the "
                 "fields must describe the same utterances"
             )
@@ -116,7 +117,7 @@ def validate_split(split: SplitData, *, source: str, split_name: str) -> SplitDa
     first_seen: dict[str, int] = {}
     for i, x in enumerate(ids):
         if x in first_seen:
-            raise ValueError(
+            raise InputError(
                 f"{_where(source, split_name, 'id')}, index {i}: duplicate id '{x}' (first at "
                 f"index {first_seen[x]})"
             )
@@ -125,12 +126,12 @@ def validate_split(split: SplitData, *, source: str, split_name: str) -> SplitDa
     try:  # (N, 1) and (N, 1, 1) label arrays are common in pickles
         labels = np.asarray(split.labels, dtype=np.float64).reshape(n)
     except (TypeError, ValueError) as err:
-        raise ValueError(
+        raise InputError(
             f"{_where(source, split_name, 'labels')}: not a vector of {n} numbers ({err})"
         ) from None
     bad = np.flatnonzero(~np.isfinite(labels))
     if bad.size:
-        raise ValueError(
+        raise InputError(
             f"{_where(source, split_name, 'labels')}, index {int(bad[0])} (id {ids[bad[0]]}): "
             f"label {labels[bad[0]]} is not finite ({bad.size} in all); fix the label file"
         )
@@ -138,7 +139,7 @@ def validate_split(split: SplitData, *, source: str, split_name: str) -> SplitDa
         (labels < LABEL_MIN - _LABEL_TOLERANCE) | (labels > LABEL_MAX + _LABEL_TOLERANCE)
     )
     if bad.size:
-        raise ValueError(
+        raise InputError(
             f"{_where(source, split_name, 'labels')}, index {int(bad[0])} (id {ids[bad[0]]}): "
             f"label {labels[bad[0]]} outside [{LABEL_MIN:g}, {LABEL_MAX:g}] ({bad.size} in all); "
             "sentiment labels must be on the [-3, 3] scale"
@@ -148,7 +149,7 @@ def validate_split(split: SplitData, *, source: str, split_name: str) -> SplitDa
     texts = ["" if t is None else str(t) for t in split.texts]
     empty = [i for i, t in enumerate(texts) if not t.strip()]
     if empty:
-        raise ValueError(
+        raise InputError(
             f"{_where(source, split_name, 'text')}, index {empty[0]}: {len(empty)} empty "
             f"transcript(s) (ids {few(ids[i] for i in empty)}); psamf refuses rather than drop "
             "utterances from a standard fold: fill in or remove them in the source file"
@@ -170,7 +171,7 @@ def _refuse_shared_ids(splits: dict[str, SplitData], source: str) -> None:
             shared = [i for i in splits[b].ids if i in a_ids]
             if shared:
                 index = splits[b].ids.index(shared[0])
-                raise ValueError(
+                raise InputError(
                     f"{_where(source, b, 'id')}, index {index}: {len(shared)} id(s) also in "
                     f"split '{a}' ({few(shared, 3)}); an utterance may sit in one split only"
                 )
@@ -188,7 +189,7 @@ def validate_dataset(dataset: MultimodalDataset) -> MultimodalDataset:
         for mod_name, mod in split.modalities.items():
             first = widths.setdefault(mod_name, (split_name, mod.width))
             if first[1] != mod.width:
-                raise ValueError(
+                raise InputError(
                     f"{_where(source, split_name, mod_name)}: width {mod.width} but split "
                     f"'{first[0]}' has width {first[1]}; every split needs the same features"
                 )

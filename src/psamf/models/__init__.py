@@ -10,6 +10,7 @@ from typing import Any
 
 from torch import nn
 
+from psamf.errors import InputError
 from psamf.models.baselines import TextFinetune
 from psamf.models.config import PSAMFConfig
 from psamf.models.personality_encoder import PersonalityEmbeddingCache, PersonalityEncoder
@@ -24,7 +25,7 @@ def build_model(config: PSAMFConfig | dict[str, Any]) -> nn.Module:
     if isinstance(config, dict):
         config = PSAMFConfig.from_dict(config)
     if config.model_type not in MODEL_REGISTRY:
-        raise ValueError(
+        raise InputError(
             f"model_type must be one of {sorted(MODEL_REGISTRY)}, got {config.model_type!r}"
         )
     return MODEL_REGISTRY[config.model_type](config)

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from psamf.errors import InputError
+
 
 @dataclass
 class AVEncoding:
@@ -42,13 +44,13 @@ class AVEncoder(nn.Module):
         """features (B, T, d) zero-padded, lengths (B,) in [0, T]."""
         batch, frames, width = features.shape
         if width != self.input_dim:
-            raise ValueError(
+            raise InputError(
                 f"features have width {width}, the model was built for {self.input_dim}; "
                 "set audio_dim / vision_dim in the model config to the data's width"
             )
         lengths = lengths.to(device=features.device, dtype=torch.long)
         if (lengths < 0).any() or (lengths > frames).any():
-            raise ValueError(f"lengths must be in [0, {frames}], got {lengths.tolist()}")
+            raise InputError(f"lengths must be in [0, {frames}], got {lengths.tolist()}")
         present = lengths > 0  # (B,)
         # pack_padded_sequence rejects length 0: run those rows on one frame, then zero them out.
         packed = pack_padded_sequence(

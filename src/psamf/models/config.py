@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from psamf.errors import InputError
+
 MODEL_TYPES: tuple[str, ...] = ("psamf", "text_finetune")
 SENTENCE_POOLINGS: tuple[str, ...] = ("first", "mean")
 FUSION_LAYER_INITS: tuple[str, ...] = ("pretrained", "fresh")
@@ -108,48 +110,48 @@ class PSAMFConfig:
         _choice("contrastive_scale", self.contrastive_scale, CONTRASTIVE_SCALES)
         _choice("contrastive_norm", self.contrastive_norm, CONTRASTIVE_NORMS)
         if not isinstance(self.text_encoder, str) or not self.text_encoder.strip():
-            raise ValueError(
+            raise InputError(
                 "text_encoder must be a backbone name, hub id or folder, e.g. 'minilm'"
             )
         for name in ("personality_dim", "audio_dim", "vision_dim", "align_layer"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"{name} must be an int or None, got {value!r}")
+                raise InputError(f"{name} must be an int or None, got {value!r}")
         for name in ("personality_dim", "audio_dim", "vision_dim"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1 or None (modality absent), got {value}")
+                raise InputError(f"{name} must be >= 1 or None (modality absent), got {value}")
         if self.align_layer is not None and self.align_layer < 0:
-            raise ValueError(
+            raise InputError(
                 f"align_layer must be >= 0 (0 = embeddings) or None (auto), got {self.align_layer}"
             )
         for name in ("av_hidden", "contrastive_dim", "fusion_hidden", "head_hidden",
                      "attention_heads", "max_text_length"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise InputError(f"{name} must be a positive int, got {value!r}")
         if self.av_hidden % self.attention_heads:
-            raise ValueError(
+            raise InputError(
                 f"av_hidden ({self.av_hidden}) must be divisible by attention_heads "
                 f"({self.attention_heads}); change one of them"
             )
         if self.av_hidden < 3:
-            raise ValueError(
+            raise InputError(
                 f"av_hidden must be >= 3 (the parallel path's kernel), got {self.av_hidden}"
             )
         for name in ("w_ccl", "w_ps", "w_clm", "dropout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-                raise ValueError(f"{name} must be a number, got {value!r}")
+                raise InputError(f"{name} must be a number, got {value!r}")
             if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
+                raise InputError(f"{name} must be >= 0, got {value}")
         if self.dropout >= 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
         for name in ("detach_alignment_weight", "mask_av_padding", "use_personality",
                      "use_prefusion", "use_enhanced_fusion", "use_ps_loss", "use_clm_loss",
                      "text_only"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+                raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
     def modality_widths(self) -> dict[str, int]:
         """Widths of the modalities the model uses ({} in text_only mode)."""
@@ -167,7 +169,7 @@ class PSAMFConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"PSAMFConfig: unknown field(s) {unknown}; known fields are {sorted(known)}"
             )
         return cls(**data)
@@ -186,4 +188,4 @@ class PSAMFConfig:
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+        raise InputError(f"{name} must be one of {list(choices)}, got {value!r}")

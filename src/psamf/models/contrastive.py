@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from psamf.errors import InputError
+
 FIXED_SCALE = math.log(1 / 0.07)  # ~2.659, the authors' logits scale
 _MAX_SCALE = 100.0
 
@@ -34,9 +36,9 @@ class ContrastiveLoss(nn.Module):
     ) -> None:
         super().__init__()
         if scale not in ("fixed", "learned"):
-            raise ValueError(f"contrastive_scale must be 'fixed' or 'learned', got {scale!r}")
+            raise InputError(f"contrastive_scale must be 'fixed' or 'learned', got {scale!r}")
         if norm not in ("after_projection", "authors"):
-            raise ValueError(
+            raise InputError(
                 f"contrastive_norm must be 'after_projection' or 'authors', got {norm!r}"
             )
         self.proj_x = nn.Linear(x_dim, dim)
@@ -53,7 +55,7 @@ class ContrastiveLoss(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if x.shape[0] < 2:
-            raise ValueError("contrastive loss needs a batch of at least 2 samples")
+            raise InputError("contrastive loss needs a batch of at least 2 samples")
         x = F.normalize(self.proj_x(x), dim=-1)  # (B, d_x) -> (B, dim)
         if self.norm == "authors":
             y = self.proj_y(F.normalize(y, dim=-1))  # (B, d_y) -> (B, dim), not re-normalised

@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from psamf.backbones import resolve_backbone
+from psamf.errors import InputError
 from psamf.io import save_tensors
 from psamf.models.text_encoder import TextEncoder, load_tokenizer, pool_tokens
 
@@ -48,9 +49,9 @@ class PersonalityEncoder(nn.Module):
         if pooling is None:
             pooling = _folder_pooling(path) or "cls"
         if pooling not in _POOLING_ALIASES:
-            raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
+            raise InputError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
         if max_length < 1:
-            raise ValueError(f"max_length must be >= 1, got {max_length}")
+            raise InputError(f"max_length must be >= 1, got {max_length}")
         self.path = path
         self.pooling = _POOLING_ALIASES[pooling]
         self.max_length = int(max_length)
@@ -73,7 +74,7 @@ class PersonalityEncoder(nn.Module):
     def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> torch.Tensor:
         """P for each text, float32 on CPU, shape (N, H_p)."""
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
         device = next(self.encoder.parameters()).device
         chunks: list[torch.Tensor] = []
         for start in range(0, len(texts), batch_size):
@@ -93,7 +94,7 @@ class PersonalityEncoder(nn.Module):
             return torch.zeros(0, self.hidden_size)
         out = torch.cat(chunks)  # (N, H_p)
         if not torch.isfinite(out).all():
-            raise ValueError(f"personality encoder {self.path} produced NaN/inf embeddings")
+            raise InputError(f"personality encoder {self.path} produced NaN/inf embeddings")
         return out
 
     def _content_id(self) -> str:
@@ -136,7 +137,7 @@ def _folder_pooling(path: str) -> str | None:
     try:
         pooling = json.loads(head.read_text(encoding="utf-8")).get("pooling")
     except (json.JSONDecodeError, AttributeError) as err:
-        raise ValueError(
+        raise InputError(
             f"{head}: not valid JSON ({err}); re-run psamf pretrain-personality"
         ) from err
     return pooling
@@ -162,13 +163,13 @@ class PersonalityEmbeddingCache:
                 try:
                     tensors = load_file(str(chunk))
                 except (SafetensorError, OSError) as err:
-                    raise ValueError(
+                    raise InputError(
                         f"{chunk}: unreadable personality cache chunk ({err}); "
                         "delete it to recompute"
                     ) from err
                 keys, values = tensors.get("keys"), tensors.get("embeddings")
                 if keys is None or values is None or keys.shape[0] != values.shape[0]:
-                    raise ValueError(f"{chunk}: malformed cache chunk; delete it to recompute")
+                    raise InputError(f"{chunk}: malformed cache chunk; delete it to recompute")
                 for key, value in zip(keys, values, strict=True):
                     entries[bytes(key.tolist())] = value
             self._loaded[identity] = entries
@@ -206,7 +207,7 @@ class PersonalityEmbeddingCache:
             return torch.zeros(0, encoder.hidden_size)
         out = torch.stack([entries[key] for key in keys])  # (N, H_p)
         if out.shape[1] != encoder.hidden_size:
-            raise ValueError(
+            raise InputError(
                 f"{self._dir(identity)}: cached width {out.shape[1]} != encoder width "
                 f"{encoder.hidden_size}; delete the folder to recompute"
             )

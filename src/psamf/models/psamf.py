@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from psamf.errors import InputError
 from psamf.models.alignment import PersonalityAlignment, default_align_layer
 from psamf.models.av_encoders import AVEncoder, AVEncoding
 from psamf.models.config import PSAMFConfig
@@ -113,7 +114,7 @@ class PSAMF(_TextModel):
             default_align_layer(n_layers) if config.align_layer is None else config.align_layer
         )
         if self.align_layer > n_layers:
-            raise ValueError(
+            raise InputError(
                 f"align_layer={config.align_layer} but {config.text_encoder} has {n_layers} layers "
                 f"(hidden states 0..{n_layers}); use a value in 0..{n_layers} or None (auto)"
             )
@@ -170,7 +171,7 @@ class PSAMF(_TextModel):
         for m in self.modalities:
             features, lengths = inputs[m]
             if features is None:
-                raise ValueError(
+                raise InputError(
                     f"the model was built with {m}_dim={getattr(self.config, m + '_dim')} but the "
                     f"batch has no {m}; pass {m}=... or build with {m}_dim=None (or text_only=True)"
                 )
@@ -232,13 +233,13 @@ class PSAMF(_TextModel):
 
     def _check_personality(self, personality: torch.Tensor | None, batch: int) -> torch.Tensor:
         if personality is None:
-            raise ValueError(
+            raise InputError(
                 "this model uses personality embeddings (use_personality=True): pass "
                 "personality=P (B, H_p) from PersonalityEmbeddingCache, "
                 "or set use_personality=False"
             )
         if personality.shape != (batch, self.personality_dim):
-            raise ValueError(
+            raise InputError(
                 f"personality has shape {tuple(personality.shape)}, expected ({batch}, "
                 f"{self.personality_dim}); set personality_dim to the personality encoder's width"
             )

@@ -20,6 +20,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from psamf.backbones import resolve_backbone
+from psamf.errors import InputError
 from psamf.models.config import SENTENCE_POOLINGS
 
 
@@ -31,7 +32,7 @@ def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, pooling: str = "first"
     if pooling == "mean":
         weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, H)
-    raise ValueError(f"pooling must be one of {list(SENTENCE_POOLINGS)}, got {pooling!r}")
+    raise InputError(f"pooling must be one of {list(SENTENCE_POOLINGS)}, got {pooling!r}")
 
 
 def load_tokenizer(name_or_path: str):
@@ -51,7 +52,7 @@ class TextEncoder(nn.Module):
         layers = getattr(getattr(model, "encoder", None), "layer", None)
         projected = hasattr(model, "embeddings_project")  # ELECTRA with narrow embeddings
         if not hasattr(model, "embeddings") or not isinstance(layers, nn.ModuleList) or projected:
-            raise ValueError(
+            raise InputError(
                 f"text encoder {name_or_path or type(model).__name__}: unsupported architecture "
                 f"{type(model).__name__}; psamf needs a BERT-like encoder (model.embeddings + "
                 "model.encoder.layer), e.g. BERT, MiniLM, RoBERTa or MPNet"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from psamf.errors import InputError
+
 POOLINGS: tuple[str, ...] = ("first", "mean")
 ACTIVATIONS: tuple[str, ...] = ("sigmoid", "none")
 LOSSES: tuple[str, ...] = ("mse", "l1")
@@ -32,17 +34,17 @@ class PretrainConfig:
 
     def validate(self) -> None:
         if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+            raise InputError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+            raise InputError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+            raise InputError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         for name in ("epochs", "batch_size", "max_tokens", "eval_batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 2:
-            raise ValueError(f"limit must be >= 2 clips per split, got {self.limit}")
+            raise InputError(f"limit must be >= 2 clips per split, got {self.limit}")
         if not 0.0 <= self.warmup < 1.0:
-            raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+            raise InputError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if self.encoder_lr < 0 or self.head_lr <= 0 or self.weight_decay < 0:
-            raise ValueError("learning rates and weight decay must be non-negative (head lr > 0)")
+            raise InputError("learning rates and weight decay must be non-negative (head lr > 0)")

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from psamf.data.dataset import BIG_FIVE
 from psamf.device import resolve_device
+from psamf.errors import InputError, NotFoundError
 from psamf.io import save_tensors, write_json
 from psamf.models.text_encoder import pool_tokens as pool
 from psamf.personality.config import ACTIVATIONS, POOLINGS
@@ -48,11 +49,11 @@ class TraitHead(nn.Module):
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+            raise InputError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+            raise InputError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         if hidden_size < 1 or not traits:
-            raise ValueError("TraitHead needs hidden_size >= 1 and at least one trait")
+            raise InputError("TraitHead needs hidden_size >= 1 and at least one trait")
         self.hidden_size = int(hidden_size)
         self.traits = tuple(traits)
         self.pooling = pooling
@@ -60,7 +61,7 @@ class TraitHead(nn.Module):
         self.linear = nn.Linear(self.hidden_size, len(self.traits))
         fb = [0.5] * len(self.traits) if fallback is None else [float(v) for v in fallback]
         if len(fb) != len(self.traits):
-            raise ValueError(f"fallback has {len(fb)} values for {len(self.traits)} traits")
+            raise InputError(f"fallback has {len(fb)} values for {len(self.traits)} traits")
         self.fallback = fb
 
     def init_at(self, means: Sequence[float]) -> None:
@@ -111,27 +112,27 @@ def load_trait_head(folder: str | Path) -> TraitHead | None:
             fallback=cfg.get("fallback"),
         )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(
+        raise InputError(
             f"{cfg_path}: not a valid trait head config ({type(err).__name__}: {err}); it needs "
             "'hidden_size', 'traits', 'pooling', 'activation' — re-run psamf pretrain-personality"
         ) from err
     weights_path = folder / HEAD_WEIGHTS
     if not weights_path.is_file():
-        raise FileNotFoundError(f"{weights_path}: missing (it belongs with {cfg_path})")
+        raise NotFoundError(f"{weights_path}: missing (it belongs with {cfg_path})")
     try:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError) as err:
-        raise ValueError(f"{weights_path}: unreadable safetensors file ({err})") from err
+        raise InputError(f"{weights_path}: unreadable safetensors file ({err})") from err
     expected = {"weight": (len(head.traits), head.hidden_size), "bias": (len(head.traits),)}
     for name, shape in expected.items():
         if name not in tensors or tuple(tensors[name].shape) != shape:
             got = tuple(tensors[name].shape) if name in tensors else "absent"
-            raise ValueError(
+            raise InputError(
                 f"{weights_path}: tensor '{name}' should have shape {shape} "
                 f"(from {cfg_path}), got {got}"
             )
         if not torch.isfinite(tensors[name]).all():
-            raise ValueError(f"{weights_path}: tensor '{name}' holds NaN or inf values")
+            raise InputError(f"{weights_path}: tensor '{name}' holds NaN or inf values")
     head.linear.load_state_dict(tensors)
     return head
 
@@ -191,7 +192,7 @@ def predict_traits(
     folder = Path(encoder_folder)
     head = load_trait_head(folder)
     if head is None:
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"{folder / HEAD_CONFIG}: missing; this folder has no trait head — train one with "
             "psamf pretrain-personality"
         )
@@ -199,7 +200,7 @@ def predict_traits(
     encoder = AutoModel.from_pretrained(str(folder))
     hidden = getattr(encoder.config, "hidden_size", None)
     if hidden != head.hidden_size:
-        raise ValueError(
+        raise InputError(
             f"{folder / HEAD_CONFIG}: hidden_size {head.hidden_size} does not match the encoder's "
             f"{hidden} in {folder / 'config.json'}"
         )
@@ -217,5 +218,5 @@ def predict_traits(
             out[i] = {t: float(v) for t, v in zip(head.traits, row, strict=True)}
     for scores_i in out:
         if not all(math.isfinite(v) for v in scores_i.values()):
-            raise ValueError(f"{folder}: the model produced non-finite trait scores")
+            raise InputError(f"{folder}: the model produced non-finite trait scores")
     return out

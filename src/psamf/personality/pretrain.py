@@ -34,6 +34,7 @@ from psamf.backbones import resolve_backbone
 from psamf.checkpointing import load_tensors
 from psamf.data.dataset import PersonalityDataset, PersonalitySplit
 from psamf.device import resolve_device
+from psamf.errors import InputError, NotFoundError
 from psamf.io import atomic_dir, write_json
 from psamf.personality.baselines import frozen_ridge, nonempty_mask
 from psamf.personality.config import PretrainConfig
@@ -77,10 +78,10 @@ def load_corpus(data: str | Path, limit: int | None = None) -> PersonalityDatase
     path = Path(data)
     ds = read_first_impressions(path) if path.is_dir() else load_dataset(str(data))
     if not isinstance(ds, PersonalityDataset):
-        raise ValueError(f"{data}: not a personality corpus (expected First Impressions V2)")
+        raise InputError(f"{data}: not a personality corpus (expected First Impressions V2)")
     for name in ("train", "valid", "test"):
         if name not in ds.splits or len(ds.splits[name]) == 0:
-            raise ValueError(f"{data}: the corpus has no '{name}' split")
+            raise InputError(f"{data}: the corpus has no '{name}' split")
     if limit is not None:
         ds = dataclasses.replace(
             ds, splits={k: s.subset(np.arange(min(limit, len(s)))) for k, s in ds.splits.items()}
@@ -139,13 +140,13 @@ def _build(config: PretrainConfig, means: np.ndarray, traits: tuple[str, ...]):
         tokenizer = AutoTokenizer.from_pretrained(source)
         encoder = AutoModel.from_pretrained(source)
     except OSError as err:
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"backbone {config.backbone!r} ({source}): cannot load an encoder and tokenizer "
             f"({err}); pass --backbone minilm, a local model folder or a reachable hub id"
         ) from err
     hidden = getattr(encoder.config, "hidden_size", None)
     if not isinstance(hidden, int):
-        raise ValueError(f"backbone {config.backbone!r}: its config has no integer hidden_size")
+        raise InputError(f"backbone {config.backbone!r}: its config has no integer hidden_size")
     head = TraitHead(
         hidden_size=hidden, traits=traits, pooling=config.pooling, activation=config.activation
     )
@@ -232,7 +233,7 @@ def _prepare_partial(partial: Path, recipe: dict, resume: bool) -> None:
         except (OSError, json.JSONDecodeError):
             saved = None
         if saved is not None and saved != recipe:
-            raise ValueError(
+            raise InputError(
                 f"{recipe_path}: an unfinished run with a different recipe is in {partial}; "
                 "rerun with the same options to continue it, or pass --no-resume to discard it"
             )
@@ -311,7 +312,7 @@ def pretrain_personality(
         log.info("resuming from %s after epoch %d", partial / "checkpoint", state["epochs_done"])
     if finish_early:
         if state["epochs_done"] == 0:
-            raise FileNotFoundError(
+            raise NotFoundError(
                 f"{partial / 'checkpoint'}: no completed epoch to finish from; run without "
                 "--finish-early first"
             )

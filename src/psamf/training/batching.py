@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from psamf.data.dataset import SplitData
+from psamf.errors import InputError
 
 
 class EncodedSplit(Dataset):
@@ -37,7 +38,7 @@ class EncodedSplit(Dataset):
         self.labels = torch.as_tensor(np.asarray(split.labels, dtype=np.float32))  # (N,)
         self.personality = personality  # (N, H_p) or None
         if self.input_ids.shape[0] != n or (personality is not None and personality.shape[0] != n):
-            raise ValueError("tokens, personality and split sizes differ")  # internal invariant
+            raise InputError("tokens, personality and split sizes differ")  # internal invariant
         self.frames: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for name in modalities:
             if name in split.modalities:

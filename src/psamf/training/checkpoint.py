@@ -26,6 +26,7 @@ from psamf.checkpointing import (
     rng_state,
     set_rng_state,
 )
+from psamf.errors import InputError, NotFoundError
 from psamf.io import atomic_dir, recover_dir, save_tensors, write_json
 
 MODEL_FILE = "model.safetensors"
@@ -44,7 +45,7 @@ def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
     tensors = load_tensors(path)
     result = model.load_state_dict(tensors, strict=False)
     if result.missing_keys or result.unexpected_keys:
-        raise ValueError(
+        raise InputError(
             f"{path}: does not fit the model built from the run's config (missing "
             f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}); was the config "
             "edited after training?"
@@ -100,20 +101,20 @@ def load_training_checkpoint(
     folder = Path(folder)
     state_path = folder / STATE_FILE
     if not state_path.is_file():
-        raise FileNotFoundError(f"{state_path}: training checkpoint incomplete or missing")
+        raise NotFoundError(f"{state_path}: training checkpoint incomplete or missing")
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{state_path}: not valid JSON ({err})") from err
+        raise InputError(f"{state_path}: not valid JSON ({err})") from err
     if state.get("format") != _FORMAT:
-        raise ValueError(f"{state_path}: unsupported checkpoint format {state.get('format')!r}")
+        raise InputError(f"{state_path}: unsupported checkpoint format {state.get('format')!r}")
     load_model_weights(model, folder / MODEL_FILE)
     device = next(model.parameters()).device
     opt_tensors = load_tensors(folder / "optimizer.safetensors")
     try:
         optimizer.load_state_dict(optimizer_state(opt_tensors, state["optimizer"], device))
     except (KeyError, ValueError) as err:
-        raise ValueError(f"{folder}: optimizer state does not fit this model ({err})") from err
+        raise InputError(f"{folder}: optimizer state does not fit this model ({err})") from err
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(load_tensors(folder / "rng.safetensors"), state["rng"])
     return state["loop"]

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from psamf.device import DEVICES_HELP
+from psamf.errors import InputError, NotFoundError
 from psamf.models.config import PSAMFConfig
 
 CACHE_ENV = "PSAMF_CACHE"
@@ -45,11 +46,11 @@ class DataConfig:
 
     def validate(self) -> None:
         if not self.name.strip():
-            raise ValueError("data.name must be a dataset name (sample, mosi, mosei) or a folder")
+            raise InputError("data.name must be a dataset name (sample, mosi, mosei) or a folder")
         for key in ("limit_train", "limit_valid", "limit_test"):
             value = getattr(self, key)
             if value is not None and value < 1:
-                raise ValueError(f"data.{key} must be >= 1 or none, got {value}")
+                raise InputError(f"data.{key} must be >= 1 or none, got {value}")
 
 
 @dataclass(kw_only=True)
@@ -74,13 +75,13 @@ class OptimConfig:
     def validate(self) -> None:
         for key in ("lr_encoder", "lr_other"):
             if not getattr(self, key) > 0:
-                raise ValueError(f"optim.{key} must be > 0, got {getattr(self, key)}")
+                raise InputError(f"optim.{key} must be > 0, got {getattr(self, key)}")
         if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("optim.weight_decay and optim.grad_clip must be >= 0")
+            raise InputError("optim.weight_decay and optim.grad_clip must be >= 0")
         if not 0 < self.plateau_factor < 1:
-            raise ValueError(f"optim.plateau_factor must be in (0, 1), got {self.plateau_factor}")
+            raise InputError(f"optim.plateau_factor must be in (0, 1), got {self.plateau_factor}")
         if self.plateau_patience < 0:
-            raise ValueError(f"optim.plateau_patience must be >= 0, got {self.plateau_patience}")
+            raise InputError(f"optim.plateau_patience must be >= 0, got {self.plateau_patience}")
 
 
 @dataclass(kw_only=True)
@@ -131,20 +132,20 @@ class TrainConfig:
         self.optim.validate()
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+                raise InputError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.eval_batch_size is not None and self.eval_batch_size < 1:
-            raise ValueError(f"eval_batch_size must be >= 1 or none, got {self.eval_batch_size}")
+            raise InputError(f"eval_batch_size must be >= 1 or none, got {self.eval_batch_size}")
         for key in ("early_stopping_patience", "checkpoint_every_steps", "num_workers"):
             if getattr(self, key) < 0:
-                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+                raise InputError(f"{key} must be >= 0, got {getattr(self, key)}")
         if not self.seeds:
-            raise ValueError("seeds must list at least one seed, e.g. seeds=1,2,3")
+            raise InputError("seeds must list at least one seed, e.g. seeds=1,2,3")
         if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must be distinct, got {list(self.seeds)}")
+            raise InputError(f"seeds must be distinct, got {list(self.seeds)}")
         if any(s < 0 for s in self.seeds):
-            raise ValueError(f"seeds must be >= 0, got {list(self.seeds)}")
+            raise InputError(f"seeds must be >= 0, got {list(self.seeds)}")
         if not (self.device in (AUTO, "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ValueError(f"device must be one of {DEVICES_HELP}, got {self.device!r}")
+            raise InputError(f"device must be one of {DEVICES_HELP}, got {self.device!r}")
 
     # --- serialisation -------------------------------------------------------------------------
 
@@ -157,10 +158,10 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Rebuild from ``to_dict`` output; unknown keys are refused with the valid ones."""
         if not isinstance(data, dict):
-            raise ValueError(f"a training config must be a mapping, got {type(data).__name__}")
+            raise InputError(f"a training config must be a mapping, got {type(data).__name__}")
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ValueError(f"unknown config key(s) {unknown}; valid keys: {valid_keys()}")
+            raise InputError(f"unknown config key(s) {unknown}; valid keys: {valid_keys()}")
         kwargs = dict(data)
         for key, sub in (("data", DataConfig), ("optim", OptimConfig)):
             if key in kwargs:
@@ -181,12 +182,12 @@ class TrainConfig:
     def load(cls, path: str | Path) -> TrainConfig:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such config file (is this a psamf run folder?)")
+            raise NotFoundError(f"{path}: no such config file (is this a psamf run folder?)")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
             return cls.from_dict(data)
         except (yaml.YAMLError, TypeError, ValueError) as err:
-            raise ValueError(f"{path}: not a valid psamf training config ({err})") from err
+            raise InputError(f"{path}: not a valid psamf training config ({err})") from err
 
     # --- derived values ------------------------------------------------------------------------
 
@@ -203,11 +204,11 @@ class TrainConfig:
 
 def _sub_from_dict(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
-        raise ValueError(f"{prefix} must be a mapping of its fields, got {data!r}")
+        raise InputError(f"{prefix} must be a mapping of its fields, got {data!r}")
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"unknown config key(s) {[f'{prefix}.{k}' for k in unknown]}; "
             f"valid keys: {valid_keys()}"
         )
@@ -254,20 +255,20 @@ def parse_value(text: str, tp: Any, key: str) -> Any:
                 return True
             if lowered in ("false", "0", "no", "off"):
                 return False
-            raise ValueError(text)
+            raise InputError(text)
         if tp is int:
             return int(text)
         if tp is float:
             value = float(text)
             if value != value:
-                raise ValueError(text)
+                raise InputError(text)
             return value
         if tp is str:
             return text
     except ValueError:
         kind = {bool: "true or false", int: "an integer", float: "a number"}.get(tp, str(tp))
-        raise ValueError(f"bad value for {key}: {text!r} is not {kind}") from None
-    raise ValueError(f"{key}: cannot parse values of type {tp}")  # pragma: no cover
+        raise InputError(f"bad value for {key}: {text!r} is not {kind}") from None
+    raise InputError(f"{key}: cannot parse values of type {tp}")  # pragma: no cover
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -276,7 +277,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise ValueError(f"override {item!r} is not key=value; valid keys: {valid_keys()}")
+            raise InputError(f"override {item!r} is not key=value; valid keys: {valid_keys()}")
         key, text = item.split("=", 1)
         key = key.strip()
         head, _, tail = key.partition(".")
@@ -286,7 +287,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         elif tail:
             tp = None
         if tp is None:
-            raise ValueError(f"unknown config key {key!r}; valid keys: {valid_keys()}")
+            raise InputError(f"unknown config key {key!r}; valid keys: {valid_keys()}")
         parsed[key] = parse_value(text, tp, key)
     return parsed
 
@@ -305,4 +306,4 @@ def apply_overrides(config: TrainConfig, items: list[str] | dict[str, Any]) -> T
         return TrainConfig.from_dict(data)
     except (TypeError, ValueError) as err:
         given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
-        raise ValueError(f"bad override ({given}): {err}") from err
+        raise InputError(f"bad override ({given}): {err}") from err

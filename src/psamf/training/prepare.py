@@ -17,6 +17,7 @@ import torch
 
 from psamf.data import load_dataset
 from psamf.data.dataset import MultimodalDataset, SplitData
+from psamf.errors import InputError
 from psamf.models.config import PSAMFConfig
 from psamf.training.batching import EncodedSplit
 from psamf.training.config import AUTO, DEFAULT_PERSONALITY_ENCODER, TrainConfig
@@ -39,14 +40,14 @@ class Prepared:
 def load_multimodal(name: str, root: str | None) -> MultimodalDataset:
     dataset = load_dataset(name, root=root)
     if not isinstance(dataset, MultimodalDataset):
-        raise ValueError(
+        raise InputError(
             f"dataset {name!r} is a personality corpus, not a sentiment dataset; train on "
             "sample, mosi, mosei or a sentiment folder (pretrain-personality reads personality "
             "data)"
         )
     missing = [s for s in ("train", "valid", "test") if s not in dataset.splits]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"dataset {name!r} has no {missing} split(s); training needs train, valid, test"
         )
     return dataset

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from psamf.errors import InputError
 from psamf.models.config import PSAMFConfig
 from psamf.training.config import DataConfig, OptimConfig, TrainConfig
 
@@ -24,7 +25,7 @@ def preset(name: str) -> Callable[[Callable[[], TrainConfig]], Callable[[], Trai
 
     def register(fn: Callable[[], TrainConfig]) -> Callable[[], TrainConfig]:
         if name in PRESETS:
-            raise ValueError(f"preset {name!r} is registered twice")
+            raise InputError(f"preset {name!r} is registered twice")
         PRESETS[name] = fn
         return fn
 
@@ -34,7 +35,7 @@ def preset(name: str) -> Callable[[Callable[[], TrainConfig]], Callable[[], Trai
 def get_preset(name: str) -> TrainConfig:
     """The config of preset ``name``; unknown names are refused with the known ones."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise InputError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return PRESETS[name]()
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from psamf import __version__
+from psamf.errors import AlreadyExistsError, InputError, NotFoundError, NotWritableError
 from psamf.io import write_json, write_text
 from psamf.training.config import TrainConfig
 from psamf.training.plots import write_plots
@@ -56,12 +57,12 @@ def check_writable(folder: str | Path) -> None:
             break
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
-        raise PermissionError(
+        raise NotWritableError(
             f"{folder}: cannot create this folder because {probe} is a file; "
             "choose a writable folder (--out)"
         )
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise PermissionError(
+        raise NotWritableError(
             f"{folder}: cannot create or write there (no write permission on {probe}); "
             "choose a writable folder (--out)"
         )
@@ -78,14 +79,14 @@ def create_run(
     """Make the run folder (it must not exist yet) with its config and run.json."""
     folder = Path(folder)
     if folder.exists():
-        raise FileExistsError(
+        raise AlreadyExistsError(
             f"{folder}: run folder already exists; continue it with --resume {folder} or choose "
             "another --name"
         )
     try:
         folder.mkdir(parents=True)
     except OSError as err:
-        raise PermissionError(f"{folder}: cannot create the run folder ({err.strerror})") from err
+        raise NotWritableError(f"{folder}: cannot create the run folder ({err.strerror})") from err
     config.save(folder / CONFIG_FILE)
     dataset = prepared.dataset
     write_json(folder / "run.json", {
@@ -107,7 +108,7 @@ def check_same_personality(folder: str | Path, prepared: Prepared) -> None:
         if run_info.is_file() else None
     now = prepared.personality
     if started and now and started.get("identity") != now.get("identity"):
-        raise ValueError(
+        raise InputError(
             f"{run_info}: the run started with personality encoder {started.get('encoder')} "
             f"(identity {started.get('identity')}), but {now.get('encoder')} now has identity "
             f"{now.get('identity')}: it was replaced since. Restore that encoder to resume, or "
@@ -118,7 +119,7 @@ def check_same_personality(folder: str | Path, prepared: Prepared) -> None:
 def load_config(run: str | Path) -> TrainConfig:
     run = Path(run)
     if not run.is_dir():
-        raise FileNotFoundError(f"{run}: no such run folder")
+        raise NotFoundError(f"{run}: no such run folder")
     return TrainConfig.load(run / CONFIG_FILE)
 
 
@@ -186,7 +187,7 @@ def train_run(
 def best_weights(run: str | Path, seed: int) -> Path:
     path = seed_dir(run, seed) / BEST_DIR / "model.safetensors"
     if not path.is_file():
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"{path}: no selected checkpoint for seed {seed}; has this seed trained at least one "
             "epoch? (continue the run with psamf train --resume)"
         )
@@ -203,7 +204,7 @@ def load_trained_model(run: str | Path, seed: int | None = None, *,
     if seed is None:
         seed = config.seeds[0]
     elif seed not in config.seeds:
-        raise ValueError(
+        raise InputError(
             f"seed {seed} is not part of run {run}; its seeds are {list(config.seeds)}"
         )
     weights = best_weights(run, seed)

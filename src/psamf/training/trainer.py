@@ -27,6 +27,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from tqdm.auto import tqdm
 
 from psamf.device import resolve_device
+from psamf.errors import TrainingDivergedError
 from psamf.io import write_json
 from psamf.metrics import regression_metrics
 from psamf.training.batching import EncodedSplit, batches_of, epoch_order, make_loader, to_device
@@ -45,10 +46,6 @@ log = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
 METRICS_FILE = "metrics.json"
-
-
-class TrainingDivergedError(ValueError):
-    """The loss became NaN or infinite; training stops instead of carrying on silently."""
 
 
 def set_seed(seed: int) -> None:
