@@ -8,27 +8,50 @@ its folders from these (for PSA-MF training and personality pretraining), so not
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors import SafetensorError, safe_open
 
 from psamf.errors import InputError, NotFoundError
+from psamf.io import DIGEST_KEY, tensor_digest
+
+log = logging.getLogger(__name__)
+_told_unverified = False  # files older than the digests are mentioned once per process
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """A safetensors file's tensors; a missing or unreadable file is an error naming it."""
+    """A safetensors file's tensors, checked against the SHA-256 psamf recorded in its metadata
+    when it wrote it; a missing, unreadable or altered file is a one-line error naming it."""
+    global _told_unverified
     path = Path(path)
     if not path.is_file():
         raise NotFoundError(f"{path}: checkpoint file not found")
     try:
-        return load_file(str(path))
-    except (SafetensorError, OSError) as err:
-        raise InputError(f"{path}: unreadable safetensors file ({err})") from err
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as err:
+        raise InputError(
+            f"{path}: unreadable safetensors file, damaged or cut short ({err}); restore it "
+            "from a backup or retrain"
+        ) from err
+    recorded = metadata.get(DIGEST_KEY)
+    if recorded is None:
+        if not _told_unverified:
+            log.warning("%s (and any other file written before psamf recorded SHA-256 digests) "
+                        "is loaded unverified", path)
+            _told_unverified = True
+    elif tensor_digest(tensors) != recorded:
+        raise InputError(
+            f"{path}: damaged file: its tensors do not match the SHA-256 recorded when psamf "
+            "wrote it (a flipped bit or a partial copy); restore it from a backup or retrain"
+        )
+    return tensors
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

@@ -2,11 +2,18 @@
 
 Everything psamf writes that a later step reads (checkpoints, configs, results, caches) goes through
 these helpers: write to a temporary file in the same folder, flush to disk, then ``os.replace``.
+A write cut short (killed, disk full, file-size limit) leaves the previous file as it was.
+
+Every safetensors file psamf writes records a SHA-256 of its tensors (names, dtypes, shapes and
+bytes) in its own metadata under ``DIGEST_KEY``: the digest is written in the same atomic step as
+the data (no sidecar to fall out of step); ``psamf.checkpointing.load_tensors`` checks it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import hashlib
 import json
 import os
 import shutil
@@ -16,7 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
+
+from psamf.errors import NotWritableError
+
+DIGEST_KEY = "psamf.sha256"
 
 
 def _umask() -> int:
@@ -67,8 +79,25 @@ def save_tensors(
         storage = tensor.untyped_storage().data_ptr()
         cpu[key] = tensor.clone() if storage in seen else tensor
         seen.add(storage)
+    metadata = {**(metadata or {}), DIGEST_KEY: tensor_digest(cpu)}
     with atomic_path(path) as tmp:
-        save_file(cpu, str(tmp), metadata=metadata)
+        try:
+            save_file(cpu, str(tmp), metadata=metadata)
+        except SafetensorError as err:  # the OS error (disk full, file too large) arrives wrapped
+            raise NotWritableError(
+                f"{path}: could not be written ({err}); the previous version is unchanged"
+            ) from err
+
+
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) over each tensor's name, dtype, shape and raw bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        if tensor.numel():
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _old_dir(path: Path) -> Path:
@@ -77,10 +106,15 @@ def _old_dir(path: Path) -> Path:
 
 def recover_dir(path: str | Path) -> None:
     """Undo half of an ``atomic_dir`` swap that a crash cut between its two renames: ``path`` is
-    gone but its previous version is still beside it, so put that back."""
+    gone but its previous version is still beside it, so put that back. Temporary folders that a
+    killed writer left beside ``path`` are removed (the caller is the folder's only writer)."""
     path = Path(path)
     if not path.exists() and _old_dir(path).is_dir():
         os.replace(_old_dir(path), path)
+    if path.parent.is_dir():
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 @contextlib.contextmanager

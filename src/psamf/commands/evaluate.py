@@ -5,6 +5,7 @@ Examples::
     psamf evaluate runs/cpu-sample-psamf-20260101-120000
     psamf evaluate runs/my-mosi-run --data mosi --split all --json mosi-eval.json
     psamf evaluate runs/my-mosi-run --data mosei --seed 1     # cross-dataset (text + P only)
+    psamf evaluate runs/my-run personality_encoder=/backup/personality-minilm  # encoder moved
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from psamf.commands._args import add_command, add_run_argument
+from psamf.commands._args import (
+    add_command,
+    add_encoder_override,
+    add_run_argument,
+    encoder_override_of,
+)
 from psamf.device import DEVICES_HELP
 from psamf.errors import InputError
 
@@ -25,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="evaluate a trained run (its validation-selected checkpoint) on a dataset split",
     )
     add_run_argument(p)
+    add_encoder_override(p)
     p.add_argument("--data", default=None,
                    help="sample, mosi, mosei or a folder (default: the run's own data and limits)")
     p.add_argument("--root", default=None, help="folder holding named datasets")
@@ -68,13 +75,16 @@ def run(args: argparse.Namespace) -> int:
         check_writable,
         load_config,
         load_trained_model,
+        locate_personality_encoder,
+        personality_check,
         quiet_transformers,
     )
     from psamf.training.trainer import evaluate_split
 
     quiet_transformers(getattr(args, "verbose", False))
 
-    config = load_config(args.run)
+    config = locate_personality_encoder(args.run, load_config(args.run),
+                                        encoder_override_of(args))
     if args.json is not None:
         check_writable(args.json.parent)  # refuse before minutes of evaluation, not after
     seeds = [args.seed] if args.seed is not None else list(config.seeds)
@@ -90,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
     splits = subset_splits(eval_config, dataset)
     wanted = ["train", "valid", "test"] if args.split == "all" else [args.split]
     splits = {name: splits[name] for name in wanted}
-    personality = personality_embeddings(config, splits)[0] if config.uses_personality() else None
+    personality = None
+    if config.uses_personality():
+        personality = personality_embeddings(config, splits, check=personality_check(args.run))[0]
     encoded = encode_splits(config.model, splits, personality)
     device = resolve_device(args.device)
     per_seed: list[dict] = []

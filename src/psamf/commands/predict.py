@@ -4,10 +4,12 @@ Examples::
 
     psamf predict runs/my-run --text "the plot was really great"
     psamf predict runs/my-mosi-run --text "i loved it" --audio clip_audio.npy
+    psamf predict runs/my-run personality_encoder=/backup/personality-minilm --text "great"
 
 Audio / vision are .npy arrays of frame features (T, d) with the run's widths (loaded with
 allow_pickle=False). A modality the model uses but that is not given counts as absent (length 0).
-When the run's personality encoder folder has a trait head, the Big Five reading is included.
+When the run's personality encoder folder has a trait head, the Big Five reading is included. When
+that folder moved, ``personality_encoder=PATH`` names a copy (same content identity only).
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from psamf.commands._args import add_command, add_run_argument
+from psamf.commands._args import (
+    add_command,
+    add_encoder_override,
+    add_run_argument,
+    encoder_override_of,
+)
 from psamf.device import DEVICES_HELP
 from psamf.errors import InputError, NotFoundError
 
@@ -34,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="sentiment score (and Big Five reading) of one transcript + optional audio/vision",
     )
     add_run_argument(p)
+    add_encoder_override(p)
     p.add_argument("--text", required=True, help="the transcript")
     p.add_argument("--audio", type=Path, default=None, help=".npy audio features (T, d_audio)")
     p.add_argument("--vision", type=Path, default=None, help=".npy vision features (T, d_vision)")
@@ -76,12 +84,18 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from psamf.device import resolve_device
-    from psamf.training.runs import load_trained_model, quiet_transformers
+    from psamf.training.runs import (
+        load_trained_model,
+        locate_personality_encoder,
+        personality_check,
+        quiet_transformers,
+    )
 
     quiet_transformers(getattr(args, "verbose", False))
 
     device = resolve_device(args.device)
     config, seed, model = load_trained_model(args.run, args.seed, device=device)
+    config = locate_personality_encoder(args.run, config, encoder_override_of(args))
     widths = config.model.modality_widths()
     batch = {k: v.to(device) for k, v in model.tokenize([args.text]).items()}
     used: dict[str, str] = {}
@@ -99,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
     if config.uses_personality():
         from psamf.models.personality_encoder import PersonalityEncoder
 
-        encoder = PersonalityEncoder(config.personality_encoder).to(device)
+        encoder = PersonalityEncoder(config.personality_encoder)
+        personality_check(args.run)(encoder)
+        encoder = encoder.to(device)
         p = encoder.encode([args.text])  # (1, H_p)
         batch["personality"] = p.to(device)
         big_five = _big_five(config.personality_encoder, p, args.text)

@@ -7,6 +7,7 @@ Examples::
     psamf train --data mosi model.model_type=text_finetune epochs=8
     psamf train --data mosi model.use_prefusion=false optim.lr_encoder=3e-5
     psamf train --resume runs/cpu-sample-psamf-20260101-120000
+    psamf train --resume runs/my-run personality_encoder=/new/place/personality-minilm  # moved
 """
 
 from __future__ import annotations
@@ -73,11 +74,12 @@ def run(args: argparse.Namespace) -> int:
     from psamf.training.prepare import prepare
     from psamf.training.reports import SYNTHETIC_BANNER, markdown_table
     from psamf.training.runs import (
-        check_same_personality,
         check_writable,
         create_run,
         default_run_name,
+        encoder_override,
         load_config,
+        prepare_for_run,
         quiet_transformers,
         train_run,
     )
@@ -86,16 +88,17 @@ def run(args: argparse.Namespace) -> int:
 
     command = "psamf " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.resume is not None:
-        if args.overrides or args.data or args.root or args.seeds:
+        moved_encoder, others = encoder_override(list(args.overrides))
+        if others or args.data or args.root or args.seeds:
             raise InputError(
                 "--resume continues a run with its saved config; drop the overrides / --data / "
-                "--root / --seeds (start a new run to change settings)"
+                "--root / --seeds (only personality_encoder=PATH, naming a moved copy of the "
+                "run's encoder, is accepted; start a new run to change settings)"
             )
         folder = args.resume
-        config = load_config(folder)
+        load_config(folder)  # a missing run folder is named before anything else
         check_writable(folder)
-        prepared = prepare(config)
-        check_same_personality(folder, prepared)
+        prepared = prepare_for_run(folder, personality_encoder=moved_encoder)
         log.info("resuming run %s", folder)
     else:
         config = build_config(args)

@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from psamf.checkpointing import load_tensors
 from psamf.data.dataset import BIG_FIVE
 from psamf.device import resolve_device
 from psamf.errors import InputError, NotFoundError
@@ -119,10 +118,7 @@ def load_trait_head(folder: str | Path) -> TraitHead | None:
     weights_path = folder / HEAD_WEIGHTS
     if not weights_path.is_file():
         raise NotFoundError(f"{weights_path}: missing (it belongs with {cfg_path})")
-    try:
-        tensors = load_file(str(weights_path))
-    except (SafetensorError, OSError) as err:
-        raise InputError(f"{weights_path}: unreadable safetensors file ({err})") from err
+    tensors = load_tensors(weights_path)  # checks the SHA-256 recorded when it was written
     expected = {"weight": (len(head.traits), head.hidden_size), "bias": (len(head.traits),)}
     for name, shape in expected.items():
         if name not in tensors or tuple(tensors[name].shape) != shape:

@@ -6,7 +6,9 @@ flattened to ``state.<param index>.<name>``), ``rng.safetensors`` (torch CPU / C
 states) and ``state.json`` (optimizer hyper-parameters, scheduler, early stopping, loop position,
 Python and numpy RNG states), plus any extra tensor files a loop keeps there (personality
 pretraining keeps its best weights as ``best.safetensors``). Nothing is pickled, so a checkpoint can
-be loaded without trusting it.
+be loaded without trusting it. Every tensor file carries a SHA-256 of its tensors, checked on
+load (``psamf.io``), and model weights are refused when they hold NaN/inf: psamf never saves such
+weights, so on load they mean a damaged file, not a training problem.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from psamf.checkpointing import (
     rng_state,
     set_rng_state,
 )
-from psamf.errors import InputError, NotFoundError
+from psamf.errors import InputError, NotFoundError, TrainingDivergedError
 from psamf.io import atomic_dir, recover_dir, save_tensors, write_json
 
 MODEL_FILE = "model.safetensors"
@@ -37,12 +39,35 @@ _FORMAT = 1
 def save_model(
     path: str | Path, model: torch.nn.Module, metadata: dict[str, str] | None = None
 ) -> None:
-    save_tensors(path, dict(model.state_dict()), metadata=metadata)
+    """Write the model's weights; refuse NaN/inf ones (they would only poison a later load)."""
+    tensors = dict(model.state_dict())
+    bad = _non_finite(tensors)
+    if bad is not None:
+        raise TrainingDivergedError(
+            f"the model's weights became NaN/inf (tensor '{bad}'); not saving them to {path}. "
+            "Lower optim.lr_encoder / optim.lr_other or keep optim.grad_clip > 0"
+        )
+    save_tensors(path, tensors, metadata=metadata)
+
+
+def _non_finite(tensors: Mapping[str, torch.Tensor]) -> str | None:
+    """The name of the first floating tensor holding NaN/inf, or None."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            return name
+    return None
 
 
 def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
-    """Load ``path`` into ``model``; missing or unexpected tensors are an error naming them."""
+    """Load ``path`` into ``model``; missing or unexpected tensors are an error naming them, and
+    so are NaN/inf weights (a damaged file: ``save_model`` never writes them)."""
     tensors = load_tensors(path)
+    bad = _non_finite(tensors)
+    if bad is not None:
+        raise InputError(
+            f"{path}: damaged file: tensor '{bad}' holds NaN/inf values, which psamf never "
+            "saves; restore the file from a backup or retrain"
+        )
     result = model.load_state_dict(tensors, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise InputError(

@@ -9,6 +9,7 @@ on-disk cache (computing only what is missing).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ class Prepared:
     dataset: MultimodalDataset
     splits: dict[str, EncodedSplit]
     raw: dict[str, SplitData]
-    # Which encoder gave P: {"encoder", "identity" (content hash), "pretrained"}; None without P.
+    # Which encoder gave P: {"encoder" (as configured), "identity" (content hash), "pretrained",
+    # "path" (absolute folder, None for a hub id)}; None without P.
     personality: dict[str, Any] | None = None
 
 
@@ -75,13 +77,19 @@ def resolve_model_config(config: TrainConfig, dataset: MultimodalDataset) -> PSA
 
 
 def personality_embeddings(
-    config: TrainConfig, splits: dict[str, SplitData]
+    config: TrainConfig,
+    splits: dict[str, SplitData],
+    *,
+    check: Callable[[Any], None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """P for every split, from the cache under ``config.resolved_cache_dir()``, and which encoder
-    computed it: {"encoder" (as configured), "identity" (content hash), "pretrained"}."""
+    computed it (see ``Prepared.personality``). ``check(encoder)`` runs before anything is
+    computed (a resumed or evaluated run refuses an encoder other than its own there)."""
     from psamf.models.personality_encoder import PersonalityEmbeddingCache, PersonalityEncoder
 
     encoder = PersonalityEncoder(config.personality_encoder)
+    if check is not None:
+        check(encoder)
     pretrained = (Path(encoder.path) / "trait_head.json").is_file()
     if not pretrained:
         log.warning(
@@ -90,8 +98,9 @@ def personality_embeddings(
             "pretrain-personality, or pass personality_encoder=FOLDER)",
             config.personality_encoder,
         )
+    folder = Path(encoder.path)
     info = {"encoder": config.personality_encoder, "identity": encoder.identity,
-            "pretrained": pretrained}
+            "pretrained": pretrained, "path": str(folder.resolve()) if folder.is_dir() else None}
     cache = PersonalityEmbeddingCache(config.resolved_cache_dir() / "personality")
     return {name: cache.get_or_compute(encoder, s.texts) for name, s in splits.items()}, info
 
@@ -130,8 +139,18 @@ def encode_splits(
     return out
 
 
-def prepare(config: TrainConfig, dataset: MultimodalDataset | None = None) -> Prepared:
-    """Load (or take) the dataset and return everything the trainer needs."""
+def prepare(
+    config: TrainConfig,
+    dataset: MultimodalDataset | None = None,
+    *,
+    check_personality: Callable[[Any], None] | None = None,
+) -> Prepared:
+    """Load (or take) the dataset and return everything the trainer needs.
+
+    ``check_personality(encoder)``: see ``personality_embeddings``."""
+    from psamf.backbones import resolve_backbone
+
+    resolve_backbone(config.model.text_encoder)  # a missing backbone fails before any work
     if dataset is None:
         dataset = load_multimodal(config.data.name, config.data.root)
     splits = subset_splits(config, dataset)
@@ -140,7 +159,7 @@ def prepare(config: TrainConfig, dataset: MultimodalDataset | None = None) -> Pr
     if config.uses_personality():
         encoder = resolve_personality_encoder(config.personality_encoder)
         config = TrainConfig.from_dict({**config.to_dict(), "personality_encoder": encoder})
-        personality, info = personality_embeddings(config, splits)
+        personality, info = personality_embeddings(config, splits, check=check_personality)
         width = int(next(iter(personality.values())).shape[1])
         model = model.replace(personality_dim=width)
     config = TrainConfig.from_dict({**config.to_dict(), "model": model.to_dict()})

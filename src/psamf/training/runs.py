@@ -2,15 +2,22 @@
 
 Layout of ``runs/<name>/``::
 
-    config.yaml             the resolved TrainConfig (the run can be rebuilt from it alone)
-    run.json                command line, dataset, psamf version, the encoder that gave P
-                            (its content identity: a resume with another P is refused)
-    summary.{md,csv,json}   per-seed test/valid metrics and mean ± std
+    config.yaml             the resolved TrainConfig (``personality_encoder=auto`` already resolved)
+    run.json                command line, dataset, psamf version, the encoder that gave P: as
+                            configured, its absolute folder and its content identity
+    summary.{md,csv,json}   per-seed test/valid metrics and mean ± std (json: + P's identity)
     seed-<k>/
         best/model.safetensors, best/state.json   weights chosen on validation MAE
         checkpoint/         training state while the seed runs (removed once it has finished)
         metrics.json        valid + test metrics of the best weights (marks the seed done), and
-                            per epoch: losses, validation metrics, learning rates, seconds
+                            per epoch: losses, validation metrics, learning rates, seconds; and
+                            which encoder gave P (its identity, whether it was pretrained)
+
+What a run needs besides its folder: the text backbone named in config.yaml (its architecture and
+tokenizer; the weights come from the run) and the personality encoder that gave P. The encoder is
+looked up as configured (relative to the current folder), then at the absolute folder run.json
+recorded; when both are gone, ``personality_encoder=PATH`` points at a copy, which must have the
+identity run.json recorded (``locate_personality_encoder``).
         predictions_test.csv, test_scatter.png, test_confusion7.png, learning_curves.png
         tensorboard/        scalars per epoch
 """
@@ -28,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from psamf import __version__
+from psamf.backbones import is_short_name
 from psamf.errors import AlreadyExistsError, InputError, NotFoundError, NotWritableError
 from psamf.io import write_json, write_text
 from psamf.training.config import TrainConfig
@@ -42,6 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
+RUN_INFO = "run.json"
+ENCODER_KEY = "personality_encoder"
 
 
 def seed_dir(run: str | Path, seed: int) -> Path:
@@ -89,7 +99,7 @@ def create_run(
         raise NotWritableError(f"{folder}: cannot create the run folder ({err.strerror})") from err
     config.save(folder / CONFIG_FILE)
     dataset = prepared.dataset
-    write_json(folder / "run.json", {
+    write_json(folder / RUN_INFO, {
         "command": command,
         "psamf_version": __version__,
         "dataset": {"name": dataset.name, "source": dataset.source,
@@ -100,20 +110,82 @@ def create_run(
     return folder
 
 
-def check_same_personality(folder: str | Path, prepared: Prepared) -> None:
-    """Resuming must compute P with the encoder the run started with: a personality folder
-    retrained in between would mix two different P inside one run."""
-    run_info = Path(folder) / "run.json"
-    started = json.loads(run_info.read_text(encoding="utf-8")).get("personality") \
-        if run_info.is_file() else None
-    now = prepared.personality
-    if started and now and started.get("identity") != now.get("identity"):
-        raise InputError(
-            f"{run_info}: the run started with personality encoder {started.get('encoder')} "
-            f"(identity {started.get('identity')}), but {now.get('encoder')} now has identity "
-            f"{now.get('identity')}: it was replaced since. Restore that encoder to resume, or "
-            "start a new run"
-        )
+def recorded_personality(run: str | Path) -> dict[str, Any] | None:
+    """run.json's record of the encoder that gave P (None: no P, or a folder without run.json)."""
+    path = Path(run) / RUN_INFO
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("personality")
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise InputError(f"{path}: not valid JSON ({err}); restore it from a backup") from err
+
+
+def locate_personality_encoder(
+    run: str | Path, config: TrainConfig, override: str | None = None
+) -> TrainConfig:
+    """``config`` with ``personality_encoder`` pointing at a copy of the run's encoder that exists
+    here: ``override`` if given, else as configured (relative to the current folder), else the
+    absolute folder run.json recorded. Whether it is the *same* encoder is checked once it is
+    loaded (``personality_check``)."""
+    if not config.uses_personality():
+        if override is not None:
+            raise InputError(f"{run}: this run's model uses no personality encoder; drop "
+                             f"{ENCODER_KEY}=")
+        return config
+    if override is not None:
+        chosen = override
+    else:
+        recorded = recorded_personality(run) or {}
+        configured = config.personality_encoder
+        chosen = configured
+        if not (is_short_name(configured) or Path(configured).expanduser().is_dir()):
+            saved = recorded.get("path")
+            was_folder = saved or str(recorded.get("identity", "")).startswith("sha256-")
+            if saved and Path(saved).is_dir():
+                log.info("personality encoder %s is not under %s; using %s (recorded in %s)",
+                         configured, Path.cwd(), saved, RUN_INFO)
+                chosen = saved
+            elif was_folder:
+                where = f" nor at {saved}" if saved and saved != configured else ""
+                raise NotFoundError(
+                    f"{Path(run) / RUN_INFO}: the run's personality encoder folder {configured} "
+                    f"is gone (not under {Path.cwd()}{where}); pass {ENCODER_KEY}=PATH naming a "
+                    f"copy of it (identity {recorded.get('identity')})"
+                )
+    return TrainConfig.from_dict({**config.to_dict(), ENCODER_KEY: chosen})
+
+
+def personality_check(run: str | Path) -> Callable[[Any], None]:
+    """A ``check`` for ``prepare`` / ``personality_embeddings``: the encoder must be the one the
+    run's P came from (same content identity), else P would silently change under the model."""
+    recorded = recorded_personality(run) or {}
+
+    def check(encoder: Any) -> None:
+        want = recorded.get("identity")
+        if want and encoder.identity != want:
+            raise InputError(
+                f"{Path(run) / RUN_INFO}: the run's P came from personality encoder "
+                f"{recorded.get('encoder')} (identity {want}), but {encoder.path} has identity "
+                f"{encoder.identity} (replaced or a different encoder); restore that encoder or "
+                f"pass {ENCODER_KEY}=PATH naming a copy of it, or start a new run"
+            )
+
+    return check
+
+
+def encoder_override(overrides: list[str]) -> tuple[str | None, list[str]]:
+    """(PATH from a ``personality_encoder=PATH`` among ``overrides``, the other overrides)."""
+    path, rest = None, []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if sep and key.strip() == ENCODER_KEY:
+            if not value.strip():
+                raise InputError(f"{item}: give the encoder folder, {ENCODER_KEY}=PATH")
+            path = value.strip()
+        else:
+            rest.append(item)
+    return path, rest
 
 
 def load_config(run: str | Path) -> TrainConfig:
@@ -127,6 +199,7 @@ def _write_seed_outputs(
     folder: Path, results: dict[str, Any], prepared: Prepared, name: str
 ) -> None:
     preds = results.pop("_predictions")
+    results["personality"] = _p_record(prepared)
     test = prepared.raw["test"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -138,6 +211,24 @@ def _write_seed_outputs(
                 name=name)
     write_json(folder / METRICS_FILE, results)  # last: its presence marks the seed finished
     shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
+
+
+def _p_record(prepared: Prepared) -> dict[str, Any] | None:
+    """Which P produced a result file's numbers (as run.json records it; None: no P)."""
+    info = prepared.personality
+    if info is None:
+        return None
+    return {k: info.get(k) for k in ("encoder", "identity", "pretrained")}
+
+
+def _write_summary(run: Path, done: list[dict[str, Any]], prepared: Prepared,
+                   header: str) -> dict[str, Any]:
+    summary = write_summary(run, done, header=header)
+    path = run / "summary.json"  # reports.py writes the tables; the P record is added here
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["personality"] = _p_record(prepared)
+    write_json(path, record)
+    return summary
 
 
 def read_seed_metrics(run: str | Path, seed: int) -> dict[str, Any] | None:
@@ -178,9 +269,9 @@ def train_run(
                      results["test"]["mae"], results["test"]["acc2_non0"], results["best_epoch"])
         done.append(results)
         if rank == 0:
-            summary = write_summary(run, done, header=header.strip())
+            summary = _write_summary(run, done, prepared, header.strip())
     if rank == 0 and not summary:
-        summary = write_summary(run, done, header=header.strip())
+        summary = _write_summary(run, done, prepared, header.strip())
     return summary
 
 
@@ -213,9 +304,11 @@ def load_trained_model(run: str | Path, seed: int | None = None, *,
     return config, seed, model.to(device).eval()
 
 
-def prepare_for_run(config: TrainConfig) -> Prepared:
-    """The run's data, prepared as at training time (resume uses the saved, resolved config)."""
-    return prepare(config)
+def prepare_for_run(run: str | Path, *, personality_encoder: str | None = None) -> Prepared:
+    """The run's data, prepared as at training time from its saved, resolved config, with P from
+    the run's own encoder (found as ``locate_personality_encoder`` says)."""
+    config = locate_personality_encoder(run, load_config(run), personality_encoder)
+    return prepare(config, check_personality=personality_check(run))
 
 
 def quiet_transformers(verbose: bool = False) -> None:
