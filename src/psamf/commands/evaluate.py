@@ -5,7 +5,7 @@ Examples::
     psamf evaluate runs/cpu-sample-psamf-20260101-120000
     psamf evaluate runs/my-mosi-run --data mosi --split all --json mosi-eval.json
     psamf evaluate runs/my-mosi-run --data mosei --seed 1     # cross-dataset (text + P only)
-    psamf evaluate runs/my-run personality_encoder=/backup/personality-minilm  # encoder moved
+    psamf evaluate runs/my-run --personality-encoder /backup/personality-minilm  # encoder moved
 """
 
 from __future__ import annotations
@@ -13,12 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from psamf.commands._args import (
-    add_command,
-    add_encoder_override,
-    add_run_argument,
-    encoder_override_of,
-)
+from psamf.commands._args import ENCODER_FLAG, add_command, add_encoder_override, add_run_argument
 from psamf.device import DEVICES_HELP
 from psamf.errors import InputError
 
@@ -84,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     quiet_transformers(getattr(args, "verbose", False))
 
     config = locate_personality_encoder(args.run, load_config(args.run),
-                                        encoder_override_of(args))
+                                        args.personality_encoder, how=ENCODER_FLAG)
     if args.json is not None:
         check_writable(args.json.parent)  # refuse before minutes of evaluation, not after
     seeds = [args.seed] if args.seed is not None else list(config.seeds)
@@ -102,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     splits = {name: splits[name] for name in wanted}
     personality = None
     if config.uses_personality():
-        personality = personality_embeddings(config, splits, check=personality_check(args.run))[0]
+        check = personality_check(args.run, how=ENCODER_FLAG)
+        personality = personality_embeddings(config, splits, check=check)[0]
     encoded = encode_splits(config.model, splits, personality)
     device = resolve_device(args.device)
     per_seed: list[dict] = []

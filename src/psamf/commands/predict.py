@@ -4,12 +4,12 @@ Examples::
 
     psamf predict runs/my-run --text "the plot was really great"
     psamf predict runs/my-mosi-run --text "i loved it" --audio clip_audio.npy
-    psamf predict runs/my-run personality_encoder=/backup/personality-minilm --text "great"
+    psamf predict runs/my-run --personality-encoder /backup/personality-minilm --text "great"
 
 Audio / vision are .npy arrays of frame features (T, d) with the run's widths (loaded with
 allow_pickle=False). A modality the model uses but that is not given counts as absent (length 0).
 When the run's personality encoder folder has a trait head, the Big Five reading is included. When
-that folder moved, ``personality_encoder=PATH`` names a copy (same content identity only).
+that folder moved, ``--personality-encoder PATH`` names a copy (same content identity only).
 """
 
 from __future__ import annotations
@@ -20,12 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from psamf.commands._args import (
-    add_command,
-    add_encoder_override,
-    add_run_argument,
-    encoder_override_of,
-)
+from psamf.commands._args import ENCODER_FLAG, add_command, add_encoder_override, add_run_argument
 from psamf.device import DEVICES_HELP
 from psamf.errors import InputError, NotFoundError
 
@@ -95,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     config, seed, model = load_trained_model(args.run, args.seed, device=device)
-    config = locate_personality_encoder(args.run, config, encoder_override_of(args))
+    config = locate_personality_encoder(args.run, config, args.personality_encoder,
+                                        how=ENCODER_FLAG)
     widths = config.model.modality_widths()
     batch = {k: v.to(device) for k, v in model.tokenize([args.text]).items()}
     used: dict[str, str] = {}
@@ -114,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         from psamf.models.personality_encoder import PersonalityEncoder
 
         encoder = PersonalityEncoder(config.personality_encoder)
-        personality_check(args.run)(encoder)
+        personality_check(args.run, how=ENCODER_FLAG)(encoder)
         encoder = encoder.to(device)
         p = encoder.encode([args.text])  # (1, H_p)
         batch["personality"] = p.to(device)

@@ -122,16 +122,17 @@ def recorded_personality(run: str | Path) -> dict[str, Any] | None:
 
 
 def locate_personality_encoder(
-    run: str | Path, config: TrainConfig, override: str | None = None
+    run: str | Path, config: TrainConfig, override: str | None = None, *,
+    how: str = f"{ENCODER_KEY}=PATH",
 ) -> TrainConfig:
     """``config`` with ``personality_encoder`` pointing at a copy of the run's encoder that exists
     here: ``override`` if given, else as configured (relative to the current folder), else the
     absolute folder run.json recorded. Whether it is the *same* encoder is checked once it is
-    loaded (``personality_check``)."""
+    loaded (``personality_check``). ``how``: how the command takes the override, for messages."""
     if not config.uses_personality():
         if override is not None:
             raise InputError(f"{run}: this run's model uses no personality encoder; drop "
-                             f"{ENCODER_KEY}=")
+                             f"{how.split()[0]}")
         return config
     if override is not None:
         chosen = override
@@ -150,13 +151,15 @@ def locate_personality_encoder(
                 where = f" nor at {saved}" if saved and saved != configured else ""
                 raise NotFoundError(
                     f"{Path(run) / RUN_INFO}: the run's personality encoder folder {configured} "
-                    f"is gone (not under {Path.cwd()}{where}); pass {ENCODER_KEY}=PATH naming a "
+                    f"is gone (not under {Path.cwd()}{where}); pass {how} naming a "
                     f"copy of it (identity {recorded.get('identity')})"
                 )
     return TrainConfig.from_dict({**config.to_dict(), ENCODER_KEY: chosen})
 
 
-def personality_check(run: str | Path) -> Callable[[Any], None]:
+def personality_check(
+    run: str | Path, *, how: str = f"{ENCODER_KEY}=PATH"
+) -> Callable[[Any], None]:
     """A ``check`` for ``prepare`` / ``personality_embeddings``: the encoder must be the one the
     run's P came from (same content identity), else P would silently change under the model."""
     recorded = recorded_personality(run) or {}
@@ -168,7 +171,7 @@ def personality_check(run: str | Path) -> Callable[[Any], None]:
                 f"{Path(run) / RUN_INFO}: the run's P came from personality encoder "
                 f"{recorded.get('encoder')} (identity {want}), but {encoder.path} has identity "
                 f"{encoder.identity} (replaced or a different encoder); restore that encoder or "
-                f"pass {ENCODER_KEY}=PATH naming a copy of it, or start a new run"
+                f"pass {how} naming a copy of it, or start a new run"
             )
 
     return check
