@@ -1,6 +1,7 @@
 """PSAMFConfig: every setting of a PSA-MF (or baseline) model, typed and JSON round-trippable.
 
-The config travels with each checkpoint, so a model can be rebuilt from its run folder alone:
+The config travels with each checkpoint, so a model is rebuilt from its run folder plus the text
+backbone it names (architecture and tokenizer; the weights come from the run):
 ``build_model(PSAMFConfig.from_dict(json.load(f)))``. Validation errors name the field and the fix.
 """
 

@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from psamf.backbones import resolve_backbone
+from psamf.backbones import is_short_name, resolve_backbone
 from psamf.errors import InputError
 from psamf.io import save_tensors
 from psamf.models.text_encoder import TextEncoder, load_tokenizer, pool_tokens
@@ -46,6 +46,10 @@ class PersonalityEncoder(nn.Module):
     ) -> None:
         super().__init__()
         path = resolve_backbone(name_or_path)
+        # A hub id keeps its id-based identity even when it loads from the local HF cache folder.
+        name = str(name_or_path)
+        local = path == name or is_short_name(name) or Path(name).is_dir()
+        self._hub_id = None if local else name
         if pooling is None:
             pooling = _folder_pooling(path) or "cls"
         if pooling not in _POOLING_ALIASES:
@@ -103,7 +107,7 @@ class PersonalityEncoder(nn.Module):
         not local): the id plus a sha256 of the loaded config and weights."""
         digest = hashlib.sha256()
         folder = Path(self.path)
-        files = _content_files(folder) if folder.is_dir() else []
+        files = _content_files(folder) if folder.is_dir() and self._hub_id is None else []
         if any(f.suffix in _WEIGHT_SUFFIXES for f in files):
             for file in files:
                 digest.update(f"{file.name}\0{file.stat().st_size}\0".encode())
@@ -115,7 +119,7 @@ class PersonalityEncoder(nn.Module):
         for name, tensor in sorted(self.encoder.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
-        return f"{self.path}#{digest.hexdigest()[:16]}"
+        return f"{self._hub_id or self.path}#{digest.hexdigest()[:16]}"
 
 
 def _content_files(folder: Path) -> list[Path]:
