@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import pickle
 import pickletools
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -151,13 +152,17 @@ def _apply(op: pickletools.OpcodeInfo, stack: list[Any], metastack: list[list[An
 def _scan(data: bytes) -> None:
     """Check the file's pickle; anything after its STOP is refused or reported."""
     stream = io.BytesIO(data)
-    _scan_one(stream, len(data))
+    with warnings.catch_warnings():  # pickletools warns on bad escapes; the unpickler will too
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _scan_one(stream, len(data))
     end = stream.tell()
     if end == len(data):
         return
     try:  # a payload hidden after the data: name what it asks for
-        while stream.tell() < len(data):
-            _scan_one(stream, len(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            while stream.tell() < len(data):
+                _scan_one(stream, len(data))
     except _Unreadable:
         pass
     raise _Unreadable(f"{len(data) - end} bytes follow the pickle's end at byte {end}; psamf "
