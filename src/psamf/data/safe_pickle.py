@@ -1,75 +1,187 @@
 """Reading pickles that users bring without running code from them.
 
 A pickle can name any importable callable and have it called while loading. The research formats we
-read (MMSA feature pickles, ChaLearn annotation pickles) only ever need plain containers, numbers,
-strings and numpy arrays, so the unpickler below admits exactly the globals that rebuild those and
-refuses everything else before it is imported.
+read (MMSA feature pickles, the PSA-MF authors' pickles, ChaLearn's Python 2 annotation pickles)
+only ever need plain containers, numbers, strings and numpy arrays. ``safe_load`` therefore
+
+1. checks the whole file first, opcode by opcode (``pickletools.genops``, which never executes
+   anything): opcodes that reach code or objects outside the data (persistent ids, the copyreg
+   extension registry, INST / OBJ / NEWOBJ, out-of-band buffers) are refused; every global, named
+   by GLOBAL or by STACK_GLOBAL from string literals, must be one exact ``(module, name)`` pair of
+   the allow-list in ``_pickle_allowlist``; declared lengths, frames and memo indices must fit in
+   the file (the C unpickler allocates a declared length, or a memo of twice a PUT index, before
+   it reads anything); nothing may follow the pickle's STOP;
+2. then unpickles with ``find_class`` returning only the allow-list's wrappers, which check their
+   arguments and never hand a real callable or class to the unpickler, and a ``persistent_load``
+   that refuses;
+3. then swaps the wrappers' numpy stubs for real arrays and dtypes and refuses anything else
+   (``_pickle_allowlist.resolve``).
+
+Every failure is an ``InputError`` naming the file: ``UnsafePickleError`` for what is refused,
+"not a readable pickle" for what is corrupt.
 """
 
 from __future__ import annotations
 
 import io
 import pickle
+import pickletools
+import warnings
 from pathlib import Path
 from typing import Any
 
+from psamf.data._pickle_allowlist import Refused, admitted, resolve
 from psamf.errors import InputError, NotFoundError
-
-# (module, name) pairs needed to rebuild numpy arrays, dtypes and scalars across numpy 1.x / 2.x,
-# plus the harmless builtins that old protocol-0/2 pickles reference for containers.
-_ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"),
-        ("numpy._core.numeric", "_frombuffer"),
-        ("collections", "OrderedDict"),
-        ("builtins", "set"),
-        ("builtins", "frozenset"),
-        ("builtins", "bytearray"),
-        ("builtins", "complex"),
-        ("__builtin__", "set"),
-        ("__builtin__", "frozenset"),
-        ("__builtin__", "bytearray"),
-        ("__builtin__", "complex"),
-        ("copy_reg", "_reconstructor"),
-        ("copyreg", "_reconstructor"),
-        ("__builtin__", "object"),
-        ("builtins", "object"),
-        # Protocol <= 2 pickles written by Python 3 store bytes (e.g. numpy array buffers) as
-        # _codecs.encode(text, "latin1"); it only transforms data, it cannot run code.
-        ("_codecs", "encode"),
-    }
-)
-# numpy dtype classes (numpy.dtypes.Float32DType, ...) appear in pickles written by numpy >= 1.25.
-_ALLOWED_MODULE_PREFIXES: tuple[str, ...] = ("numpy.dtypes",)
 
 
 class UnsafePickleError(InputError):
-    """A pickle asked for a global outside the allow-list."""
+    """A pickle asked for a global, an opcode or an argument outside the allow-list."""
+
+
+class _Unreadable(Exception):
+    """Corrupt or truncated data found by the opcode check."""
+
+
+# Opcodes that reach objects or code beyond plain data. INST / OBJ / NEWOBJ / NEWOBJ_EX
+# instantiate a class directly (bypassing the wrappers' argument checks); EXT1/2/4 fetch globals
+# from copyreg's process-wide extension registry and cache (a cached entry is returned without
+# find_class); PERSID / BINPERSID hand an id to application code; NEXT_BUFFER / READONLY_BUFFER
+# take out-of-band buffers, which files never carry.
+_REFUSED_OPCODES = frozenset({
+    "PERSID", "BINPERSID", "EXT1", "EXT2", "EXT4", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX",
+    "NEXT_BUFFER", "READONLY_BUFFER",
+})
+_STRING_OPCODES = frozenset({
+    "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8",
+    "STRING", "BINSTRING", "SHORT_BINSTRING",
+})
+_MEMO_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_MEMO_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_UNKNOWN = object()  # a stack value the check does not track
+
+
+def _check_global(module: str, name: str) -> None:
+    if admitted(module, name) is None:
+        raise Refused(f"refused global '{module}.{name}'")
+
+
+def _scan_one(stream: io.BytesIO, size: int) -> None:
+    """Check one pickle from the stream's position to its STOP (see the module docstring).
+
+    A symbolic stack follows pickletools' declared stack effects with only string literals
+    tracked, so that STACK_GLOBAL's names are known before anything runs.
+    """
+    stack: list[Any] = []
+    metastack: list[list[Any]] = []
+    memo: dict[int, Any] = {}
+    memo_writes = 0
+    try:
+        for op, arg, pos in pickletools.genops(stream):
+            name = op.name
+            if name in _REFUSED_OPCODES:
+                raise Refused(f"refused opcode {name} at byte {pos}")
+            if name == "FRAME" and arg > size - stream.tell():
+                raise _Unreadable(f"frame of {arg} bytes at byte {pos} runs past the end")
+            if name == "PROTO" and arg > pickle.HIGHEST_PROTOCOL:
+                raise _Unreadable(f"unsupported protocol {arg}")
+            if name in _MEMO_PUT:
+                # Writers number memo entries 0, 1, 2, ...; a larger index only makes the C
+                # unpickler allocate a memo of twice that size.
+                if arg > memo_writes:
+                    raise Refused(f"refused opcode {name} at byte {pos}: memo index {arg} with "
+                                  f"only {memo_writes} entries before it")
+                if not stack:
+                    raise _Unreadable(f"{name} on an empty stack at byte {pos}")
+                memo[arg] = stack[-1]
+                memo_writes += 1
+                continue
+            if name == "MEMOIZE":
+                if not stack:
+                    raise _Unreadable(f"MEMOIZE on an empty stack at byte {pos}")
+                memo[len(memo)] = stack[-1]
+                memo_writes += 1
+                continue
+            if name in _MEMO_GET:
+                if arg not in memo:
+                    raise _Unreadable(f"{name} of memo index {arg} never stored, at byte {pos}")
+                stack.append(memo[arg])
+                continue
+            if name == "GLOBAL":
+                module, _, gname = arg.partition(" ")
+                _check_global(module, gname)
+            if name == "STACK_GLOBAL":
+                names = stack[-2:]
+                if len(names) < 2 or not all(type(n) is str for n in names):
+                    raise Refused(f"refused opcode STACK_GLOBAL at byte {pos}: its module and "
+                                  "name are not string literals")
+                _check_global(*names)
+            if name == "MARK":
+                metastack.append(stack)
+                stack = []
+                continue
+            if name == "DUP":
+                if not stack:
+                    raise _Unreadable(f"DUP on an empty stack at byte {pos}")
+                stack.append(stack[-1])
+                continue
+            stack = _apply(op, stack, metastack, pos)
+            if name in _STRING_OPCODES:
+                stack[-1] = arg
+    except ValueError as err:  # genops: unknown opcode, truncated argument, bad literal
+        raise _Unreadable(str(err)) from None
+
+
+def _apply(op: pickletools.OpcodeInfo, stack: list[Any], metastack: list[list[Any]],
+           pos: int) -> list[Any]:
+    """The stack after an opcode's declared effect (pops, then pushes of untracked values)."""
+    before = op.stack_before
+    if pickletools.markobject in before:
+        if not metastack:
+            raise _Unreadable(f"{op.name} without a MARK at byte {pos}")
+        stack = metastack.pop()
+        below = before.index(pickletools.markobject)
+    else:
+        below = len(before)
+    if len(stack) < below:
+        raise _Unreadable(f"{op.name} on a stack too short at byte {pos}")
+    del stack[len(stack) - below:]
+    stack.extend(_UNKNOWN for _ in op.stack_after)
+    return stack
+
+
+def _scan(data: bytes) -> None:
+    """Check the file's pickle; anything after its STOP is refused or reported."""
+    stream = io.BytesIO(data)
+    with warnings.catch_warnings():  # pickletools warns on bad escapes; the unpickler will too
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _scan_one(stream, len(data))
+    end = stream.tell()
+    if end == len(data):
+        return
+    try:  # a payload hidden after the data: name what it asks for
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            while stream.tell() < len(data):
+                _scan_one(stream, len(data))
+    except _Unreadable:
+        pass
+    raise _Unreadable(f"{len(data) - end} bytes follow the pickle's end at byte {end}; psamf "
+                      "reads files that hold exactly one pickle")
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BufferedIOBase, *, source: str, **kwargs: Any) -> None:
-        super().__init__(file, **kwargs)
-        self._source = source
-
     def find_class(self, module: str, name: str) -> Any:
-        allowed = (module, name) in _ALLOWED_GLOBALS or (
-            module.startswith(_ALLOWED_MODULE_PREFIXES) and name[:1].isupper()
-        )
-        if not allowed:
-            raise UnsafePickleError(
-                f"{self._source}: refused to load global '{module}.{name}'. psamf only reads "
-                "pickles made of plain containers, numbers, strings and numpy arrays; this file "
-                "references other code, which could run arbitrary commands. Re-export the data "
-                "with plain types (dicts, lists, numpy arrays) if you trust its origin."
-            )
-        return super().find_class(module, name)
+        wrapper = admitted(module, name)
+        if wrapper is None:
+            raise Refused(f"refused global '{module}.{name}'")
+        return wrapper
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise Refused("refused a persistent id")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())[:300]
 
 
 def safe_load(path: str | Path, *, encoding: str = "ASCII") -> Any:
@@ -83,14 +195,18 @@ def safe_load(path: str | Path, *, encoding: str = "ASCII") -> Any:
         raise NotFoundError(f"{path}: file not found")
     data = path.read_bytes()
     try:
-        return _RestrictedUnpickler(
-            io.BytesIO(data), source=str(path), encoding=encoding
-        ).load()
-    except UnsafePickleError:
-        raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError,
-            AttributeError, UnicodeDecodeError) as err:
+        _scan(data)
+        return resolve(_RestrictedUnpickler(io.BytesIO(data), encoding=encoding).load())
+    except Refused as err:
+        raise UnsafePickleError(
+            f"{path}: {_one_line(str(err))}. psamf only reads pickles made of plain containers, "
+            "numbers, strings and numpy arrays; this file asks for more, which could run "
+            "arbitrary commands. Re-export the data with plain types (dicts, lists, numpy "
+            "arrays) if you trust its origin."
+        ) from None
+    except Exception as err:  # corrupt data surfaces as many types; the file is at fault
+        what = str(err) if isinstance(err, _Unreadable) else f"{type(err).__name__}: {err}"
         raise InputError(
-            f"{path}: not a readable pickle ({type(err).__name__}: {err}); the file may be "
-            "truncated or corrupt, re-download or re-export it"
-        ) from err
+            f"{path}: not a readable pickle ({_one_line(what)}); the "
+            "file may be truncated or corrupt, re-download or re-export it"
+        ) from None
