@@ -194,7 +194,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference_run, work
 
 
 def test_stopped_between_checkpoint_and_best_then_resume_restores_best(
-        reference_run, workdir, overrides, monkeypatch):
+        reference_run, workdir, overrides, monkeypatch, capsys):
     """The run dies right after its best epoch's checkpoint, before ``best/`` is written; the
     resumed run must still test that epoch's weights, not an older best or none."""
     from psamf.training.trainer import Trainer
@@ -208,9 +208,9 @@ def test_stopped_between_checkpoint_and_best_then_resume_restores_best(
         save_best(self, model, loop)
 
     monkeypatch.setattr(Trainer, "_save_best", stop_before_last_best)
-    with pytest.raises(KeyboardInterrupt):
-        main(["train", "--out", str(workdir / "runs"), "--name", "stopped", "--no-progress",
-              *overrides])
+    assert main(["train", "--out", str(workdir / "runs"), "--name", "stopped", "--no-progress",
+                 *overrides]) == 130  # Ctrl-C: the shell's 128 + SIGINT
+    assert "psamf train --resume" in capsys.readouterr().err
     monkeypatch.setattr(Trainer, "_save_best", save_best)
     seed = workdir / "runs" / "stopped" / "seed-0"
     best_state = seed / "best" / "state.json"

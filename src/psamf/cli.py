@@ -2,6 +2,10 @@
 
 Each subcommand lives in ``psamf.commands.<name>`` and exposes ``register(subparsers)``; the
 parser is assembled from ``COMMANDS`` so that ``--help`` always lists what exists.
+
+Every user error ends the same way: one line ``psamf CMD: error: ...`` on stderr, exit status 2
+(bad flags included: argparse's usage dump is replaced by a pointer to ``--help``). Ctrl-C ends
+with exit status 130 and, where the command can continue, how to do so.
 """
 
 from __future__ import annotations
@@ -10,16 +14,26 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import NoReturn
 
 from psamf import __version__
 from psamf.errors import PsamfError
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS: tuple[str, ...] = ("data", "train", "evaluate", "predict", "pretrain_personality")
+INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} "
+                     f"(see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="psamf",
         description="PSA-MF multimodal sentiment analysis: data, training, evaluation, prediction.",
     )
@@ -31,9 +45,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; ``KEY=VALUE`` overrides may sit anywhere among the flags.
+
+    argparse gives a ``nargs="*"`` positional only the first run of words between options, so
+    ``train --data sample epochs=1 --seeds 1 data.limit_train=8`` leaves ``data.limit_train=8``
+    over; such leftovers are appended, in order, to the command's ``overrides``.
+    """
+    args, extras = parser.parse_known_args(argv)
+    if extras and hasattr(args, "overrides"):
+        words = [e for e in extras if not e.startswith("-") and "=" in e]
+        args.overrides = [*args.overrides, *words]
+        extras = [e for e in extras if e not in words]
+    if extras:
+        command = _subparser(parser, getattr(args, "command", None)) or parser
+        command.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str | None) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            return action.choices[name]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -48,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         # User errors (and the machine's: disk full, permissions): one line, no traceback.
         print(f"psamf {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Commands that can continue say how (train, pretrain-personality catch it themselves).
+        print(f"psamf {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 def one_line(err: BaseException) -> str:

@@ -14,7 +14,8 @@ def _info(args: argparse.Namespace) -> int:
     from psamf.data import load_dataset
 
     paths = {k: v for k, v in (("features", args.features), ("labels", args.labels)) if v}
-    dataset = load_dataset(args.dataset, root=args.root, **paths)
+    dataset = load_dataset(args.dataset, root=args.root, labels_encoding=args.labels_encoding,
+                           **paths)
     print(dataset.summary())
     return 0
 
@@ -39,4 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="explicit feature pickle (MMSA or the PSA-MF authors' layout)")
     info.add_argument("--labels", type=Path, default=None,
                       help="explicit label.csv (text, label, mode)")
+    info.add_argument("--labels-encoding", default="utf-8", metavar="ENCODING",
+                      help="text encoding of the label.csv (default utf-8; e.g. latin-1, cp1252, "
+                           "utf-16)")
     info.set_defaults(func=_info)

@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None,
                    help="sample, mosi, mosei or a folder (default: the run's own data and limits)")
     p.add_argument("--root", default=None, help="folder holding named datasets")
+    p.add_argument("--labels-encoding", default="utf-8", metavar="ENCODING",
+                   help="text encoding of --data's label.csv (default utf-8; e.g. latin-1)")
     p.add_argument("--split", choices=SPLIT_CHOICES, default="test")
     p.add_argument("--seed", type=int, default=None, help="one seed of the run (default: all)")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write JSON here")
@@ -88,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"seed {seed} is not part of run {args.run}; its seeds are "
                              f"{list(config.seeds)}")
         best_weights(args.run, seed)  # fail early on a seed with no selected checkpoint
-    data_config = config.data if args.data is None else DataConfig(name=args.data, root=args.root)
-    dataset = load_multimodal(data_config.name, data_config.root)
+    data_config = config.data if args.data is None else DataConfig(
+        name=args.data, root=args.root, labels_encoding=args.labels_encoding)
+    dataset = load_multimodal(data_config.name, data_config.root, data_config.labels_encoding)
     check_modalities(config.model.modality_widths(), dataset)
     eval_config = TrainConfig.from_dict({**config.to_dict(), "data": vars(data_config).copy()})
     splits = subset_splits(eval_config, dataset)

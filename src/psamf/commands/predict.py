@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_run_argument(p)
     add_encoder_override(p)
-    p.add_argument("--text", required=True, help="the transcript")
+    p.add_argument("--text", required=True, help="the transcript (not empty)")
     p.add_argument("--audio", type=Path, default=None, help=".npy audio features (T, d_audio)")
     p.add_argument("--vision", type=Path, default=None, help=".npy vision features (T, d_vision)")
     p.add_argument("--seed", type=int, default=None, help="which seed's model (default: first)")
@@ -62,8 +62,13 @@ def load_frames(path: Path | None, name: str, width: int | None) -> tuple[np.nda
         raise NotFoundError(f"--{name} {path}: no such file")
     try:
         array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise InputError(f"--{name} {path}: not a plain .npy array ({err})") from err
+    except (ValueError, OSError, EOFError) as err:  # EOFError: an empty or truncated file
+        raise InputError(f"--{name} {path}: not a readable .npy array ({err or 'empty file'})") \
+            from err
+    if not isinstance(array, np.ndarray):  # an .npz archive loads as a mapping of arrays
+        array.close()
+        raise InputError(f"--{name} {path}: an .npz archive, not one .npy array; save the "
+                         f"(T, {width}) frames with numpy.save")
     if array.ndim != 2 or array.shape[0] < 1:
         raise InputError(f"--{name} {path}: expected a (T, {width}) array of frames, got shape "
                          f"{array.shape}")
@@ -88,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_transformers(getattr(args, "verbose", False))
 
+    if not args.text.strip():
+        raise InputError("--text is empty; give the transcript of the clip to score")
     device = resolve_device(args.device)
     config, seed, model = load_trained_model(args.run, args.seed, device=device)
     config = locate_personality_encoder(args.run, config, args.personality_encoder,

@@ -77,9 +77,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from psamf.cli import INTERRUPTED
     from psamf.personality.config import PretrainConfig
     from psamf.personality.pretrain import pretrain_personality
+    from psamf.training.runs import quiet_transformers
 
+    quiet_transformers(getattr(args, "verbose", False))
     config = PretrainConfig(
         backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size,
         encoder_lr=args.encoder_lr, head_lr=args.head_lr, weight_decay=args.weight_decay,
@@ -89,11 +92,17 @@ def run(args: argparse.Namespace) -> int:
     )
     out = args.out if args.out is not None else default_out(args.backbone)
     command = "psamf " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
-    metrics = pretrain_personality(
-        config, args.data, out, device=args.device, resume=args.resume,
-        stop_after_epochs=args.stop_after_epochs, finish_early=args.finish_early,
-        command=command,
-    )
+    try:
+        metrics = pretrain_personality(
+            config, args.data, out, device=args.device, resume=args.resume,
+            stop_after_epochs=args.stop_after_epochs, finish_early=args.finish_early,
+            command=command,
+        )
+    except KeyboardInterrupt:
+        # Every finished epoch is checkpointed in <out>.partial/ (atomically).
+        print(f"psamf pretrain-personality: interrupted; rerun the same command to continue "
+              f"from the last finished epoch in {out}.partial/", file=sys.stderr)
+        return INTERRUPTED
     if metrics is None:
         print(f"stopped early; rerun the same command to resume from {out}.partial/")
         return 0

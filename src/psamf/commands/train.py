@@ -8,6 +8,10 @@ Examples::
     psamf train --data mosi model.use_prefusion=false optim.lr_encoder=3e-5
     psamf train --resume runs/cpu-sample-psamf-20260101-120000
     psamf train --resume runs/my-run personality_encoder=/new/place/personality-minilm  # moved
+
+Every check (data, config, device, model construction) runs before the run folder is made, so a
+refused run leaves nothing in --out. Ctrl-C stops with exit status 130 and prints the
+``--resume`` command that continues the run from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(
         subparsers, "train", doc=__doc__,
         help="train and evaluate a model (checkpoint chosen on validation MAE, test once)",
-        epilog="Overrides are KEY=VALUE with dotted keys, e.g. epochs=3 model.align_layer=4 "
-               "optim.lr_encoder=3e-5 data.limit_train=64; an unknown key lists the valid ones.",
+        epilog="Overrides are KEY=VALUE with dotted keys, anywhere among the options, e.g. "
+               "epochs=3 model.align_layer=4 optim.lr_encoder=3e-5 data.limit_train=64; an "
+               "unknown key lists the valid ones.",
     )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.add_argument("--data", default=None,
@@ -45,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 1,2,3")
     p.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default runs/)")
     p.add_argument("--name", default=None, help="run folder name (default: preset-data-model-time)")
+    p.add_argument("--labels-encoding", default=None, metavar="ENCODING",
+                   help="text encoding of the dataset's label.csv (default utf-8; e.g. latin-1, "
+                        "cp1252, utf-16); same as data.labels_encoding=ENCODING")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN",
                    help="continue an interrupted run folder (its saved config is used)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -62,6 +70,8 @@ def build_config(args: argparse.Namespace):
         flags["data.name"] = args.data
     if args.root is not None:
         flags["data.root"] = args.root
+    if args.labels_encoding is not None:
+        flags["data.labels_encoding"] = args.labels_encoding
     if args.seeds is not None:
         flags.update(parse_overrides([f"seeds={args.seeds}"]))
     if args.no_progress:
@@ -70,9 +80,20 @@ def build_config(args: argparse.Namespace):
     return apply_overrides(config, flags) if flags else config
 
 
+def preflight(prepared) -> None:
+    """Checks that need the data: build the model once (layer ranges such as model.align_layer
+    against the encoder's depth, widths, architecture) so that a refusal comes before the run
+    folder exists rather than at the first seed."""
+    from psamf.models import build_model
+
+    build_model(prepared.config.model)
+
+
 def run(args: argparse.Namespace) -> int:
+    from psamf.device import resolve_device
     from psamf.training.prepare import prepare
     from psamf.training.reports import SYNTHETIC_BANNER, markdown_table
+    from psamf.training.run_info import record_session
     from psamf.training.runs import (
         check_writable,
         create_run,
@@ -86,18 +107,20 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_transformers(getattr(args, "verbose", False))
 
+    started = time.time()
     command = "psamf " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.resume is not None:
         moved_encoder, others = encoder_override(list(args.overrides))
-        if others or args.data or args.root or args.seeds:
+        if others or args.data or args.root or args.seeds or args.labels_encoding:
             raise InputError(
                 "--resume continues a run with its saved config; drop the overrides / --data / "
-                "--root / --seeds (only personality_encoder=PATH, naming a moved copy of the "
-                "run's encoder, is accepted; start a new run to change settings)"
+                "--root / --seeds / --labels-encoding (only personality_encoder=PATH, naming a "
+                "moved copy of the run's encoder, is accepted; start a new run to change settings)"
             )
         folder = args.resume
-        load_config(folder)  # a missing run folder is named before anything else
+        config = load_config(folder)  # a missing run folder is named before anything else
         check_writable(folder)
+        device = resolve_device(config.device)  # made on a GPU machine, resumed on a CPU one
         prepared = prepare_for_run(folder, personality_encoder=moved_encoder)
         log.info("resuming run %s", folder)
     else:
@@ -110,14 +133,24 @@ def run(args: argparse.Namespace) -> int:
                 f"{folder}: run folder already exists; continue it with --resume {folder} or "
                 "pass another --name"
             )
+        device = resolve_device(config.device)  # before minutes of data preparation, not after
         prepared = prepare(config)  # data problems surface before anything is written
-        create_run(folder, prepared.config, command=command, prepared=prepared)
+        preflight(prepared)
+        try:
+            create_run(folder, prepared.config, command=command, prepared=prepared)
+        except KeyboardInterrupt:
+            return _interrupted(folder)
         log.info("run folder %s", folder)
     print(prepared.dataset.summary())
     used = {name: len(split) for name, split in prepared.raw.items()}
     if any(used[name] != len(prepared.dataset.splits[name]) for name in used):
         print("  used (data.limit_*): " + ", ".join(f"{k} {v}" for k, v in used.items()))
-    summary = train_run(folder, prepared)
+    try:
+        summary = train_run(folder, prepared)
+    except KeyboardInterrupt:
+        return _interrupted(folder)
+    record_session(folder, command=command, started=started, resumed=args.resume is not None,
+                   device=str(device))
     print()
     if prepared.dataset.synthetic:
         print(f"*** {SYNTHETIC_BANNER} ***")
@@ -125,3 +158,18 @@ def run(args: argparse.Namespace) -> int:
     print(markdown_table(summary, title=title))
     print(f"details: {folder / 'summary.md'}")
     return 0
+
+
+def _interrupted(folder: Path) -> int:
+    """Ctrl-C: the last checkpoint is on disk (writes are atomic); say how to go on from it."""
+    from psamf.cli import INTERRUPTED
+
+    if not (folder / "run.json").is_file():  # stopped inside create_run's few milliseconds
+        what = f"delete {folder} and start again" if folder.exists() else "nothing was written"
+        print(f"psamf train: interrupted before the run folder was complete; {what}",
+              file=sys.stderr)
+        return INTERRUPTED
+    resume = shlex.join(["psamf", "train", "--resume", str(folder)])
+    print(f"psamf train: interrupted; continue from the last checkpoint with: {resume}",
+          file=sys.stderr)
+    return INTERRUPTED

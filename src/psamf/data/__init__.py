@@ -7,7 +7,8 @@
 - ``"sample"``: the built-in synthetic MOSI-shaped dataset (nothing read from disk);
 - a folder path: its files are sniffed (MMSA pickle, label.csv, First Impressions pickles);
 - explicit paths for layouts a folder cannot disambiguate: ``features=`` (an MMSA or authors'
-  pickle) and/or ``labels=`` (a label.csv).
+  pickle) and/or ``labels=`` (a label.csv);
+- ``labels_encoding=`` (default utf-8): the text encoding of any label.csv read.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def default_data_root() -> Path:
 def load_dataset(
     name_or_dir: str | Path,
     root: str | Path | None = None,
+    *,
+    labels_encoding: str = "utf-8",
     **explicit_paths: Any,
 ) -> MultimodalDataset | PersonalityDataset:
     """Load a named dataset, a folder, or explicit files (see the module docstring).
@@ -109,7 +112,7 @@ def load_dataset(
             if explicit_paths:
                 raise InputError("first_impressions takes no features= / labels= paths")
             return read_first_impressions(folder)
-        return read_folder(folder, name=name, **explicit_paths)
+        return read_folder(folder, name=name, labels_encoding=labels_encoding, **explicit_paths)
     folder = Path(name_or_dir)
     if root is not None and not folder.is_absolute():
         folder = Path(root) / folder
@@ -118,4 +121,4 @@ def load_dataset(
             f"{folder}: no such folder, and '{name}' is not a known dataset name "
             f"({', '.join(NAMED_DATASETS)})"
         )
-    return read_folder(folder, **explicit_paths)
+    return read_folder(folder, labels_encoding=labels_encoding, **explicit_paths)

@@ -66,53 +66,104 @@ class LabelRow:
     line: int  # 1-based line number in the file, for error messages
 
 
-def read_label_rows(path: str | Path) -> dict[str, LabelRow]:
-    """Rows of a label.csv keyed by utterance id, in file order (either column layout)."""
+def read_label_rows(path: str | Path, *, encoding: str = "utf-8") -> dict[str, LabelRow]:
+    """Rows of a label.csv keyed by utterance id, in file order (either column layout).
+
+    ``encoding`` is the file's text encoding (a UTF-8 byte-order mark is skipped); a file that
+    does not decode is refused with the encoding to pass instead.
+    """
     path = Path(path)
     if not path.is_file():
         raise NotFoundError(f"{path}: label file not found")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = set(reader.fieldnames or ())
-        if {"video_id", "clip_id"} <= columns:
-            make_id = _mmsa_id
-        elif "id" in columns:
-            make_id = _plain_id
-        else:
+    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    try:
+        with path.open(newline="", encoding=codec) as handle:
+            return _label_rows(csv.DictReader(handle), path)
+    except UnicodeError as err:
+        raise InputError(_decode_message(path, encoding, err)) from None
+    except LookupError:
+        raise InputError(f"{path}: unknown text encoding {encoding!r}; use e.g. utf-8, latin-1, "
+                         "cp1252 or utf-16") from None
+    except csv.Error as err:
+        raise InputError(f"{path}: not a readable CSV file ({err})") from None
+
+
+def _label_rows(reader: csv.DictReader, path: Path) -> dict[str, LabelRow]:
+    columns = set(reader.fieldnames or ())
+    if {"video_id", "clip_id"} <= columns:
+        make_id = _mmsa_id
+    elif "id" in columns:
+        make_id = _plain_id
+    else:
+        raise InputError(
+            f"{path}: no id columns; expected 'video_id,clip_id' (MMSA) or 'id', found "
+            f"{', '.join(sorted(columns)) or 'no header'}"
+        )
+    missing = {"text", "label", "mode"} - columns
+    if missing:
+        raise InputError(
+            f"{path}: missing column(s) {', '.join(sorted(missing))}; a label.csv needs "
+            "text, label and mode (train/valid/test)"
+        )
+    width = len(reader.fieldnames or ())
+    rows: dict[str, LabelRow] = {}
+    for record in reader:
+        line = reader.line_num  # the physical line the record ends on (quoted text may wrap)
+        if None in record.values():  # DictReader fills the fields a short row lacks with None
+            given = sum(v is not None for v in record.values())
             raise InputError(
-                f"{path}: no id columns; expected 'video_id,clip_id' (MMSA) or 'id', found "
-                f"{', '.join(sorted(columns)) or 'no header'}"
+                f"{path}: line {line} has {given} field(s) but the header has {width}; "
+                "complete the row or remove it"
             )
-        missing = {"text", "label", "mode"} - columns
-        if missing:
+        if None in record:  # and puts a long row's extra fields under the key None
             raise InputError(
-                f"{path}: missing column(s) {', '.join(sorted(missing))}; a label.csv needs "
-                "text, label and mode (train/valid/test)"
+                f"{path}: line {line} has {width + len(record[None])} fields but the header has "
+                f"{width}; quote text that contains commas"
             )
-        rows: dict[str, LabelRow] = {}
-        for line, record in enumerate(reader, start=2):
-            uid = make_id(record)
-            mode = (record["mode"] or "").strip().lower()
-            if mode not in SPLIT_ALIASES:
-                raise InputError(
-                    f"{path}: line {line}, field 'mode': '{record['mode']}' is not a split name "
-                    f"(use one of {', '.join(SPLIT_ALIASES)})"
-                )
-            try:
-                label = float(record["label"])
-            except (TypeError, ValueError):
-                raise InputError(
-                    f"{path}: line {line} (id {uid}), field 'label': '{record['label']}' is not "
-                    "a number"
-                ) from None
-            if uid in rows:
-                raise InputError(
-                    f"{path}: line {line}: id '{uid}' repeats line {rows[uid].line}"
-                )
-            rows[uid] = LabelRow(record["text"] or "", label, SPLIT_ALIASES[mode], line)
+        uid = make_id(record)
+        mode = (record["mode"] or "").strip().lower()
+        if mode not in SPLIT_ALIASES:
+            raise InputError(
+                f"{path}: line {line}, field 'mode': '{record['mode']}' is not a split name "
+                f"(use one of {', '.join(SPLIT_ALIASES)})"
+            )
+        try:
+            label = float(record["label"])
+        except (TypeError, ValueError):
+            raise InputError(
+                f"{path}: line {line} (id {uid}), field 'label': '{record['label']}' is not "
+                "a number"
+            ) from None
+        if uid in rows:
+            raise InputError(
+                f"{path}: line {line}: id '{uid}' repeats line {rows[uid].line}"
+            )
+        rows[uid] = LabelRow(record["text"] or "", label, SPLIT_ALIASES[mode], line)
     if not rows:
         raise InputError(f"{path}: no rows below the header")
     return rows
+
+
+def _decode_message(path: Path, encoding: str, err: UnicodeError) -> str:
+    """Which encoding the file is probably in: a UTF-16/32 byte-order mark, or NUL bytes beside
+    ASCII (UTF-16 without one), else a single-byte Windows / ISO encoding."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        guess = "utf-16"
+    else:
+        try:
+            path.read_bytes().decode("cp1252")
+            guess = "cp1252"
+        except UnicodeDecodeError:  # latin-1 decodes any byte sequence
+            guess = "latin-1"
+    where = f" at byte {err.start}" if isinstance(err, UnicodeDecodeError) else ""
+    if guess == encoding.lower():
+        return f"{path}: cannot be read as {encoding}{where}; pass the file's real encoding " \
+               "with --labels-encoding (Python: labels_encoding=)"
+    return (f"{path}: not valid {encoding} text{where}; it looks like {guess}: pass "
+            f"--labels-encoding {guess} (train also: data.labels_encoding={guess}; Python: "
+            f"labels_encoding='{guess}'), or save the file as UTF-8")
 
 
 def _mmsa_id(record: Mapping[str, str]) -> str:
@@ -123,10 +174,12 @@ def _plain_id(record: Mapping[str, str]) -> str:
     return str(record["id"])
 
 
-def read_label_csv(path: str | Path, *, name: str | None = None) -> MultimodalDataset:
-    """A text-only dataset from a label.csv."""
+def read_label_csv(
+    path: str | Path, *, name: str | None = None, encoding: str = "utf-8"
+) -> MultimodalDataset:
+    """A text-only dataset from a label.csv (``encoding``: its text encoding)."""
     path = Path(path)
-    rows = read_label_rows(path)
+    rows = read_label_rows(path, encoding=encoding)
     splits: dict[str, SplitData] = {}
     for split in SPLITS:
         ids = [uid for uid, row in rows.items() if row.split == split]
@@ -246,17 +299,19 @@ def _mmsa_dataset(
 
 
 def read_authors_layout(
-    features: str | Path, labels: str | Path, *, name: str | None = None
+    features: str | Path, labels: str | Path, *, name: str | None = None,
+    encoding: str = "utf-8",
 ) -> MultimodalDataset:
     """The PSA-MF authors' unaligned pickle (no text) joined with a label.csv for the text."""
     features = Path(features)
-    return _authors_dataset(_load_split_dict(features), features, Path(labels), name)
+    return _authors_dataset(_load_split_dict(features), features, Path(labels), name, encoding)
 
 
 def _authors_dataset(
-    raw: Mapping[str, Mapping[str, Any]], features: Path, labels: Path, name: str | None
+    raw: Mapping[str, Mapping[str, Any]], features: Path, labels: Path, name: str | None,
+    encoding: str = "utf-8",
 ) -> MultimodalDataset:
-    rows = read_label_rows(labels)
+    rows = read_label_rows(labels, encoding=encoding)
     splits: dict[str, SplitData] = {}
     for split_name, split in raw.items():
         ids = _ids(_field(split, "id", features, split_name))
@@ -306,13 +361,15 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def check_against_labels(dataset: MultimodalDataset, labels_path: str | Path) -> None:
+def check_against_labels(
+    dataset: MultimodalDataset, labels_path: str | Path, *, encoding: str = "utf-8"
+) -> None:
     """Refuse when a pickle and a label.csv describing the same corpus disagree.
 
     Same ids per split, same labels (to 1e-3), same text up to case and whitespace.
     """
     labels_path = Path(labels_path)
-    rows = read_label_rows(labels_path)
+    rows = read_label_rows(labels_path, encoding=encoding)
     source = dataset.source
     for split_name, split in dataset.splits.items():
         csv_ids = {uid for uid, row in rows.items() if row.split == split_name}
@@ -343,7 +400,8 @@ def check_against_labels(dataset: MultimodalDataset, labels_path: str | Path) ->
 
 
 def read_features(
-    features: str | Path, labels: str | Path | None = None, *, name: str | None = None
+    features: str | Path, labels: str | Path | None = None, *, name: str | None = None,
+    encoding: str = "utf-8",
 ) -> MultimodalDataset:
     """A feature pickle, with an optional label.csv: MMSA (cross-checked) or authors' layout."""
     features = Path(features)
@@ -353,7 +411,7 @@ def read_features(
     if all("raw_text" in split for split in raw.values()):  # MMSA; else the authors' layout
         dataset = _mmsa_dataset(raw, features, name)
         if labels is not None:
-            check_against_labels(dataset, labels)
+            check_against_labels(dataset, labels, encoding=encoding)
             dataset.source = f"{features} (checked against {labels})"
         return dataset
     if labels is None:
@@ -361,7 +419,7 @@ def read_features(
             f"{features}: the pickle has no 'raw_text' (the PSA-MF authors' layout); pass the "
             "label.csv that holds the transcripts (labels=PATH, or put label.csv beside it)"
         )
-    return _authors_dataset(raw, features, Path(labels), name)
+    return _authors_dataset(raw, features, Path(labels), name, encoding)
 
 
 def _pick_pickle(folder: Path) -> Path | None:
@@ -386,8 +444,11 @@ def read_folder(
     name: str | None = None,
     features: str | Path | None = None,
     labels: str | Path | None = None,
+    labels_encoding: str = "utf-8",
 ) -> MultimodalDataset | PersonalityDataset:
     """Sniff a folder (or use explicit ``features`` / ``labels`` paths) and read it.
+
+    ``labels_encoding`` is the text encoding of the label.csv, when one is read.
 
     Folder rules: First Impressions pickles -> that corpus; a feature pickle (``unaligned_50.pkl``
     before ``aligned_50.pkl`` before any single other ``*.pkl``) with or without ``label.csv``;
@@ -410,6 +471,6 @@ def read_folder(
             )
     name = name or folder.name
     if features is not None:
-        return read_features(features, labels, name=name)
+        return read_features(features, labels, name=name, encoding=labels_encoding)
     assert labels is not None
-    return read_label_csv(labels, name=name)
+    return read_label_csv(labels, name=name, encoding=labels_encoding)

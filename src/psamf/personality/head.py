@@ -24,6 +24,7 @@ from psamf.errors import InputError, NotFoundError
 from psamf.io import save_tensors, write_json
 from psamf.models.text_encoder import pool_tokens as pool
 from psamf.personality.config import ACTIVATIONS, POOLINGS
+from psamf.progress import bars_enabled
 
 HEAD_WEIGHTS = "trait_head.safetensors"
 HEAD_CONFIG = "trait_head.json"
@@ -147,13 +148,14 @@ def encode_texts(
 ) -> torch.Tensor:
     """Pooled last-layer embeddings (N, H) of ``texts`` on CPU, in eval mode, no gradients.
 
-    ``desc`` shows a progress bar with that label.
+    ``desc`` shows a progress bar with that label (on a terminal only).
     """
     dev = resolve_device(device)
     encoder.eval().to(dev)
     chunks: list[torch.Tensor] = []
     starts = range(0, len(texts), batch_size)
-    for start in tqdm(starts, desc=desc, unit="batch", leave=False, disable=desc is None):
+    show = desc is not None and bars_enabled()
+    for start in tqdm(starts, desc=desc, unit="batch", leave=False, disable=not show):
         batch = tokenizer(
             list(texts[start : start + batch_size]),
             padding=True,

@@ -34,12 +34,13 @@ from psamf.backbones import resolve_backbone
 from psamf.checkpointing import load_tensors
 from psamf.data.dataset import PersonalityDataset, PersonalitySplit
 from psamf.device import resolve_device
-from psamf.errors import InputError, NotFoundError
+from psamf.errors import InputError, NotFoundError, TrainingDivergedError
 from psamf.io import atomic_dir, write_json
 from psamf.personality.baselines import frozen_ridge, nonempty_mask
 from psamf.personality.config import PretrainConfig
 from psamf.personality.head import TraitHead, pool
 from psamf.personality.report import metrics_table, model_card
+from psamf.progress import bars_enabled
 from psamf.training.checkpoint import (
     has_training_checkpoint,
     load_training_checkpoint,
@@ -125,7 +126,7 @@ def predict(
         ).to(device)
         out[idx] = model(batch["input_ids"], batch["attention_mask"]).float().cpu().numpy()
     if not np.isfinite(out).all():
-        raise FloatingPointError("the model produced NaN or inf trait scores; lower the lr")
+        raise TrainingDivergedError("the model produced NaN or inf trait scores; lower the lr")
     return out
 
 
@@ -192,7 +193,7 @@ def _train_epoch(
     total, count = 0.0, 0
     bar = tqdm(
         range(0, len(order), config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}",
-        unit="batch", leave=False, dynamic_ncols=True,
+        unit="batch", leave=False, dynamic_ncols=True, disable=not bars_enabled(),
     )
     for start in bar:
         idx = order[start : start + config.batch_size]
@@ -203,7 +204,7 @@ def _train_epoch(
         target = torch.as_tensor(split.targets[idx], device=device)
         loss = loss_fn(model(batch["input_ids"], batch["attention_mask"]).float(), target)
         if not torch.isfinite(loss):
-            raise FloatingPointError(
+            raise TrainingDivergedError(
                 f"epoch {epoch + 1}: loss became {loss.item()}; lower --encoder-lr / --head-lr"
             )
         optimizer.zero_grad(set_to_none=True)

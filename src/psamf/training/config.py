@@ -27,6 +27,17 @@ DEFAULT_PERSONALITY_ENCODER = "artifacts/personality-minilm"
 AUTO = "auto"
 
 
+def check_encoding(name: str, field: str) -> None:
+    """Refuse a text encoding Python does not know, naming the field."""
+    import codecs
+
+    try:
+        codecs.lookup(name)
+    except (LookupError, TypeError):
+        raise InputError(f"{field}: unknown text encoding {name!r}; use e.g. utf-8, latin-1, "
+                         "cp1252 or utf-16") from None
+
+
 @dataclass(kw_only=True)
 class DataConfig:
     """Which data to train on.
@@ -36,6 +47,8 @@ class DataConfig:
         root: folder holding the named datasets; None = ``$PSAMF_DATA_ROOT`` or ``../shared/data``.
         limit_train / limit_valid / limit_test: keep only the first N utterances of a split
             (quick runs and tests); None = all.
+        labels_encoding: text encoding of the dataset's label.csv (``utf-8``, ``latin-1``,
+            ``cp1252``, ``utf-16``, ...); a file that does not decode names the one to try.
     """
 
     name: str = "sample"
@@ -43,6 +56,7 @@ class DataConfig:
     limit_train: int | None = None
     limit_valid: int | None = None
     limit_test: int | None = None
+    labels_encoding: str = "utf-8"
 
     def validate(self) -> None:
         if not self.name.strip():
@@ -51,6 +65,7 @@ class DataConfig:
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise InputError(f"data.{key} must be >= 1 or none, got {value}")
+        check_encoding(self.labels_encoding, "data.labels_encoding")
 
 
 @dataclass(kw_only=True)

@@ -39,8 +39,10 @@ class Prepared:
     personality: dict[str, Any] | None = None
 
 
-def load_multimodal(name: str, root: str | None) -> MultimodalDataset:
-    dataset = load_dataset(name, root=root)
+def load_multimodal(
+    name: str, root: str | None, labels_encoding: str = "utf-8"
+) -> MultimodalDataset:
+    dataset = load_dataset(name, root=root, labels_encoding=labels_encoding)
     if not isinstance(dataset, MultimodalDataset):
         raise InputError(
             f"dataset {name!r} is a personality corpus, not a sentiment dataset; train on "
@@ -152,7 +154,7 @@ def prepare(
 
     resolve_backbone(config.model.text_encoder)  # a missing backbone fails before any work
     if dataset is None:
-        dataset = load_multimodal(config.data.name, config.data.root)
+        dataset = load_multimodal(config.data.name, config.data.root, config.data.labels_encoding)
     splits = subset_splits(config, dataset)
     model = resolve_model_config(config, dataset)
     personality, info = None, None

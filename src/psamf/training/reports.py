@@ -1,6 +1,8 @@
 """Results tables: per-seed metrics and their mean ± std, as markdown, CSV and JSON.
 
-Metrics are kept at full precision in JSON/CSV and rounded only for display.
+Metrics are kept at full precision in JSON/CSV and rounded only for display. With one seed there
+is no spread to report: the std is null in JSON, blank in CSV, and the tables show the value alone
+(``mean (n=1)``) rather than a misleading ``± 0``.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def summarize(per_seed: Sequence[dict[str, Any]], split: str = "test") -> dict[str, Any]:
-    """``{"split", "seeds", "per_seed": [{seed, metrics}], "mean": {...}, "std": {...}}``."""
+    """``{"split", "seeds", "n", "per_seed": [{seed, metrics}], "mean": {...}, "std": {...}}``;
+    each std is None when there is a single seed."""
     keys = [k for k in METRIC_NAMES if all(k in r[split] for r in per_seed)]
     out: dict[str, Any] = {
         "split": split,
         "seeds": [r["seed"] for r in per_seed],
+        "n": len(per_seed),
         "per_seed": [{"seed": r["seed"], "best_epoch": r.get("best_epoch"),
                       **{k: r[split][k] for k in keys}} for r in per_seed],
         "mean": {},
@@ -49,7 +53,13 @@ def summarize(per_seed: Sequence[dict[str, Any]], split: str = "test") -> dict[s
     }
     for key in keys:
         out["mean"][key], out["std"][key] = mean_std([r[split][key] for r in per_seed])
+        if len(per_seed) == 1:
+            out["std"][key] = None  # one seed: no spread, not a spread of zero
     return out
+
+
+def _single(summary: dict[str, Any]) -> bool:
+    return len(summary["per_seed"]) == 1
 
 
 def _fmt(key: str, value: float) -> str:
@@ -67,11 +77,16 @@ def markdown_table(summary: dict[str, Any], *, title: str = "") -> str:
         f"| {row['seed']} | " + " | ".join(_fmt(k, row[k]) for k in keys) + " |"
         for row in summary["per_seed"]
     ]
-    rows.append(
-        "| mean ± std | "
-        + " | ".join(f"{_fmt(k, summary['mean'][k])} ± {_fmt(k, summary['std'][k])}" for k in keys)
-        + " |"
-    )
+    if _single(summary):
+        rows.append("| mean (n=1) | " + " | ".join(_fmt(k, summary["mean"][k]) for k in keys)
+                    + " |")
+    else:
+        rows.append(
+            f"| mean ± std (n={len(summary['per_seed'])}) | "
+            + " | ".join(f"{_fmt(k, summary['mean'][k])} ± {_fmt(k, summary['std'][k])}"
+                         for k in keys)
+            + " |"
+        )
     lines = ([f"{title}", ""] if title else []) + [head, rule, *rows]
     return "\n".join(lines) + "\n"
 
@@ -84,7 +99,8 @@ def csv_table(summary: dict[str, Any]) -> str:
     for row in summary["per_seed"]:
         writer.writerow([row["seed"], *(repr(float(row[k])) for k in keys)])
     writer.writerow(["mean", *(repr(summary["mean"][k]) for k in keys)])
-    writer.writerow(["std", *(repr(summary["std"][k]) for k in keys)])
+    # One seed: the std cells stay empty (no spread), rather than a made-up 0.0.
+    writer.writerow(["std", *("" if _single(summary) else repr(summary["std"][k]) for k in keys)])
     return buffer.getvalue()
 
 

@@ -3,8 +3,9 @@
 Layout of ``runs/<name>/``::
 
     config.yaml             the resolved TrainConfig (``personality_encoder=auto`` already resolved)
-    run.json                command line, dataset, psamf version, the encoder that gave P: as
-                            configured, its absolute folder and its content identity
+    run.json                command line, dataset, psamf version, git commit, the encoder that gave
+                            P (as configured, its absolute folder and its content identity), each
+                            finished train call's wall time and peak memory (``sessions``)
     summary.{md,csv,json}   per-seed test/valid metrics and mean ± std (json: + P's identity)
     seed-<k>/
         best/model.safetensors, best/state.json   weights chosen on validation MAE
@@ -38,6 +39,7 @@ from psamf import __version__
 from psamf.backbones import is_short_name
 from psamf.errors import AlreadyExistsError, InputError, NotFoundError, NotWritableError
 from psamf.io import write_json, write_text
+from psamf.provenance import git_commit
 from psamf.training.config import TrainConfig
 from psamf.training.plots import write_plots
 from psamf.training.prepare import Prepared, prepare
@@ -102,6 +104,7 @@ def create_run(
     write_json(folder / RUN_INFO, {
         "command": command,
         "psamf_version": __version__,
+        "git_commit": git_commit(),
         "dataset": {"name": dataset.name, "source": dataset.source,
                     "synthetic": dataset.synthetic,
                     "sizes": {k: len(v) for k, v in prepared.raw.items()}},
@@ -315,9 +318,14 @@ def prepare_for_run(run: str | Path, *, personality_encoder: str | None = None) 
 
 
 def quiet_transformers(verbose: bool = False) -> None:
-    """Hide transformers' per-load progress bars in CLI output (kept with ``psamf -v``)."""
-    if verbose:
+    """Hide transformers' and huggingface_hub's progress bars (weight loading, downloads) in CLI
+    output: kept with ``psamf -v``, but never drawn into a log file (stderr not a terminal)."""
+    from psamf.progress import bars_enabled
+
+    if verbose and bars_enabled():
         return
+    from huggingface_hub.utils import disable_progress_bars
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    disable_progress_bars()

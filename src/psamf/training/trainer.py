@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import random
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from psamf.device import resolve_device
 from psamf.errors import TrainingDivergedError
 from psamf.io import write_json
 from psamf.metrics import regression_metrics
+from psamf.progress import bars_enabled
 from psamf.training.batching import EncodedSplit, batches_of, epoch_order, make_loader, to_device
 from psamf.training.checkpoint import (
     MODEL_FILE,
@@ -195,7 +195,7 @@ class Trainer:
         return SummaryWriter(str(self.folder / "tensorboard"), purge_step=global_step or None)
 
     def _progress(self, total: int, initial: int, desc: str):
-        enabled = self.config.progress and self.is_main and sys.stderr.isatty()
+        enabled = bars_enabled(self.config.progress and self.is_main)
         return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False,
                     disable=not enabled)
 

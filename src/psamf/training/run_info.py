@@ -1,0 +1,56 @@
+"""What each ``psamf train`` call on a run folder cost and ran: ``run.json``'s ``sessions`` list.
+
+A run may take several calls (``--resume`` after a kill); each finished call appends one entry:
+the command, the code's git commit, the device, wall seconds and the peak memory it reached
+(process resident set; CUDA allocator peak when on a GPU). Interrupted calls are not recorded:
+their time shows in the per-epoch seconds of ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from psamf.io import write_json
+from psamf.provenance import git_commit
+
+
+def peak_memory_mib() -> dict[str, float]:
+    """Peak resident memory of this process, and the CUDA allocator's peak when CUDA was used
+    (MiB); an entry is absent where the platform cannot tell."""
+    out: dict[str, float] = {}
+    try:
+        import resource  # POSIX only
+    except ImportError:  # pragma: no cover - Windows
+        resource = None
+    if resource is not None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # Linux reports KiB, macOS bytes.
+        out["rss"] = round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def record_session(
+    folder: str | Path, *, command: str, started: float, resumed: bool, device: str
+) -> dict[str, Any]:
+    """Append this call's entry to ``folder/run.json`` (``started``: its ``time.time()``)."""
+    path = Path(folder) / "run.json"
+    info = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    entry = {
+        "command": command,
+        "git_commit": git_commit(),
+        "resumed": resumed,
+        "device": device,
+        "wall_seconds": round(time.time() - started, 1),
+        "peak_memory_mib": peak_memory_mib(),
+    }
+    info.setdefault("sessions", []).append(entry)
+    write_json(path, info)
+    return entry
