@@ -14,6 +14,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from pickle_ops import (
     BUILD,
     DUP,
     EMPTY_DICT,
+    EMPTY_LIST,
     EMPTY_TUPLE,
     MARK,
     MEMOIZE,
@@ -37,7 +39,11 @@ from pickle_ops import (
     POP,
     REDUCE,
     SETITEM,
+    SETITEMS,
     STOP,
+    TUPLE,
+    TUPLE1,
+    TUPLE2,
     binbytes,
     binget,
     binput,
@@ -54,6 +60,7 @@ from pickle_ops import (
     obj,
     persid,
     pickle_of,
+    proto,
     short_text,
     stack_glob,
     text,
@@ -532,3 +539,49 @@ def test_missing_truncated_garbage_and_trailing_bytes(tmp_path):
     path.write_bytes(pickle.dumps([1, 2], protocol=4) * 2)
     with pytest.raises(InputError, match=r"exactly one pickle"):
         safe_load(path)
+
+
+def _long_binget(index: int) -> bytes:
+    return b"j" + index.to_bytes(4, "little")  # LONG_BINGET
+
+
+def _shared_tuple_key(depth: int) -> bytes:
+    """{t: None} with t = (u, u), u = (v, v), ... ``depth`` levels, each level memoised once:
+    a few hundred bytes whose key takes 2**depth steps to hash."""
+    out = proto(4) + EMPTY_DICT + MEMOIZE + EMPTY_TUPLE + MEMOIZE + POP
+    for index in range(1, depth + 1):
+        out += _long_binget(index) * 2 + TUPLE2 + MEMOIZE + POP
+    return out + _long_binget(depth + 1) + NONE + SETITEM + STOP
+
+
+def _repeated_costly_key(kind: str) -> bytes:
+    """One big tuple / int used as the key of many entries (each SETITEM hashes it again)."""
+    big = (MARK + integer(1) * 50_000 + TUPLE) if kind == "tuple" else (
+        b"\x8b" + (40_000).to_bytes(4, "little") + b"\x01" * 40_000)  # LONG4, 320,000 bits
+    return (proto(4) + EMPTY_DICT + big + MEMOIZE + POP + MARK
+            + (_long_binget(0) + NONE) * 20_000 + SETITEMS + STOP)
+
+
+@pytest.mark.parametrize("case", ["shared tuple", "big tuple", "big int", "set of tuples"])
+def test_keys_that_take_forever_to_hash_are_refused_at_once(tmp_path, case):
+    if case == "shared tuple":
+        data = _shared_tuple_key(80)  # 2**80 hash steps if it were built
+    elif case == "set of tuples":  # protocol 2 spells a set as builtins.set([...])
+        data = (proto(2) + glob("__builtin__", "set") + EMPTY_LIST + MARK
+                + (EMPTY_TUPLE + TUPLE1) * 3 + APPENDS + TUPLE1 + REDUCE + STOP)
+    else:
+        data = _repeated_costly_key(case.split()[1])
+    path = tmp_path / "keys.pkl"
+    path.write_bytes(data)
+    started = time.perf_counter()
+    with pytest.raises(UnsafePickleError, match=r"keys\.pkl: refused .*(key|element)"):
+        safe_load(path)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_short_flat_tuple_keys_still_load(tmp_path):
+    data = {("a", 1): 1, (2.5, None, b"x"): 2, 7: {frozenset({"s", 3}): (1, 2)}}
+    for protocol in (0, 2, 4, 5):
+        path = tmp_path / f"ok{protocol}.pkl"
+        path.write_bytes(pickle.dumps(data, protocol=protocol))
+        assert safe_load(path) == data

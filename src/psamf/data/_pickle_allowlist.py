@@ -20,9 +20,15 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numpy._core.multiarray import _reconstruct as _np_reconstruct
-from numpy._core.multiarray import scalar as _np_scalar
-from numpy._core.numeric import _frombuffer as _np_frombuffer
+
+try:  # numpy >= 2
+    from numpy._core.multiarray import _reconstruct as _np_reconstruct
+    from numpy._core.multiarray import scalar as _np_scalar
+    from numpy._core.numeric import _frombuffer as _np_frombuffer
+except ImportError:  # numpy 1.x
+    from numpy.core.multiarray import _reconstruct as _np_reconstruct
+    from numpy.core.multiarray import scalar as _np_scalar
+    from numpy.core.numeric import _frombuffer as _np_frombuffer
 
 _MAX_DIMS = 64  # numpy 2's NPY_MAXDIMS; a longer shape is corrupt or hostile
 _LATIN1 = ("latin1", "latin-1")  # what Python 3 writes for bytes at protocol <= 2
@@ -307,12 +313,38 @@ def _bytearray(qualname: str, *args: Any) -> bytearray:
                "(never a size)")
 
 
+# A dict key or set element must hash in bounded time. Tuples and ints do not cache their hash,
+# and a pickle can share one object many times: t = (u, u), u = (v, v), ... takes time
+# exponential in the depth to hash, and one huge tuple or int used as the key of every entry,
+# quadratic time. So keys are scalars (ints of at most 64 bits) or short tuples of those.
+MAX_KEY_TUPLE = 16
+MAX_KEY_INT_BITS = 64
+
+
+def cheap_key(value: Any) -> bool:
+    """Whether ``value`` may be a dict key or a set element (see above)."""
+    kind = type(value)
+    if kind is tuple:
+        return len(value) <= MAX_KEY_TUPLE and all(
+            type(v) is not tuple and cheap_key(v) for v in value)
+    if kind is int:
+        return value.bit_length() <= MAX_KEY_INT_BITS
+    return kind in (str, bytes, float, bool, complex, type(None), frozenset) or isinstance(
+        value, np.generic)
+
+
 def _collection(kind: type) -> Callable[..., Any]:
     def build(qualname: str, *args: Any) -> Any:
         if not args:
             return kind()
         if len(args) == 1 and type(args[0]) in (list, tuple):
-            return kind(args[0])
+            items = args[0]
+            keys = [item[0] if type(item) in (list, tuple) and len(item) == 2 else None
+                    for item in items] if kind is OrderedDict else items
+            if not all(cheap_key(k) for k in keys):
+                raise _bad(qualname, "a key or element that is not a plain scalar or a short "
+                           f"tuple of scalars (at most {MAX_KEY_TUPLE})")
+            return kind(items)
         raise _bad(qualname, "expected no argument or one list")
 
     return build

@@ -30,7 +30,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from psamf.data._pickle_allowlist import Refused, admitted, resolve
+from psamf.data._pickle_allowlist import (
+    MAX_KEY_INT_BITS,
+    MAX_KEY_TUPLE,
+    Refused,
+    admitted,
+    resolve,
+)
 from psamf.errors import InputError, NotFoundError
 
 
@@ -57,7 +63,14 @@ _STRING_OPCODES = frozenset({
 })
 _MEMO_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 _MEMO_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
-_UNKNOWN = object()  # a stack value the check does not track
+_UNKNOWN = object()  # a stack value the check does not track (never a tuple, see _apply)
+# Stack values that must not be dict keys or set elements (``_pickle_allowlist.cheap_key`` says
+# why): an int too long to hash cheaply, a tuple too long or holding a tuple / such an int.
+_COSTLY_KEY = object()
+_SHORT_TUPLE = object()  # a tuple that hashes cheaply
+_INT_OPCODES = frozenset({"INT", "LONG", "LONG1", "LONG4"})
+_TUPLE_SIZES = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
+_KEYED = frozenset({"SETITEM", "SETITEMS", "ADDITEMS", "FROZENSET"})
 
 
 def _check_global(module: str, name: str) -> None:
@@ -124,11 +137,35 @@ def _scan_one(stream: io.BytesIO, size: int) -> None:
                     raise _Unreadable(f"DUP on an empty stack at byte {pos}")
                 stack.append(stack[-1])
                 continue
+            if name in _KEYED:
+                _check_keys(name, stack, pos)
+            if name in _TUPLE_SIZES or name == "TUPLE":
+                items = stack if name == "TUPLE" else stack[len(stack) - _TUPLE_SIZES[name]:]
+                cheap = len(items) <= MAX_KEY_TUPLE and all(
+                    v is not _SHORT_TUPLE and v is not _COSTLY_KEY for v in items)
             stack = _apply(op, stack, metastack, pos)
             if name in _STRING_OPCODES:
                 stack[-1] = arg
+            elif name in _TUPLE_SIZES or name == "TUPLE":
+                stack[-1] = _SHORT_TUPLE if cheap else _COSTLY_KEY
+            elif name in _INT_OPCODES and type(arg) is int and arg.bit_length() > MAX_KEY_INT_BITS:
+                stack[-1] = _COSTLY_KEY
     except ValueError as err:  # genops: unknown opcode, truncated argument, bad literal
         raise _Unreadable(str(err)) from None
+
+
+def _check_keys(name: str, stack: list[Any], pos: int) -> None:
+    """Refuse dict keys / set elements that are costly to hash (before anything hashes them)."""
+    if name == "SETITEM":
+        keys = stack[-2:-1]
+    elif name == "SETITEMS":
+        keys = stack[0::2]  # the items since the MARK: key, value, key, value, ...
+    else:
+        keys = stack
+    if any(k is _COSTLY_KEY for k in keys):
+        raise Refused(f"refused opcode {name} at byte {pos}: a dict key or set element that is "
+                      f"not a plain scalar or a short tuple of scalars (at most {MAX_KEY_TUPLE}); "
+                      "hashing it could take practically forever")
 
 
 def _apply(op: pickletools.OpcodeInfo, stack: list[Any], metastack: list[list[Any]],
