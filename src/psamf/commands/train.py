@@ -25,13 +25,15 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from psamf.models import list_models
     from psamf.training.presets import DEFAULT_PRESET, PRESETS
 
     p = add_command(
         subparsers, "train", doc=__doc__,
         help="train and evaluate a model (checkpoint chosen on validation MAE, test once)",
         epilog="Overrides are KEY=VALUE with dotted keys, e.g. epochs=3 model.align_layer=4 "
-               "optim.lr_encoder=3e-5 data.limit_train=64; an unknown key lists the valid ones.",
+               "optim.lr_encoder=3e-5 data.limit_train=64; an unknown key lists the valid ones. "
+               f"model.model_type is one of: {', '.join(list_models())}.",
     )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.add_argument("--data", default=None,
