@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from psamf.models import list_models
     from psamf.training.presets import DEFAULT_PRESET, PRESETS
 
     p = add_command(
@@ -37,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train and evaluate a model (checkpoint chosen on validation MAE, test once)",
         epilog="Overrides are KEY=VALUE with dotted keys, anywhere among the options, e.g. "
                "epochs=3 model.align_layer=4 optim.lr_encoder=3e-5 data.limit_train=64; an "
-               "unknown key lists the valid ones.",
+               "unknown key lists the valid ones. "
+               f"model.model_type is one of: {', '.join(list_models())}.",
     )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.add_argument("--data", default=None,

@@ -12,9 +12,11 @@ from torch import nn
 
 from psamf.models.config import PSAMFConfig
 from psamf.models.psamf import PSAMFOutput, _TextModel
+from psamf.models.registry import register_model
 from psamf.models.text_encoder import pool_tokens
 
 
+@register_model("text_finetune", personality=False, modalities=())
 class TextFinetune(_TextModel):
     """Plain fine-tuning of ``config.text_encoder`` for sentiment regression."""
 

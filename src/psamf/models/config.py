@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from psamf.errors import InputError
+from psamf.models.registry import MODALITIES, model_entry
 
-MODEL_TYPES: tuple[str, ...] = ("psamf", "text_finetune")
 SENTENCE_POOLINGS: tuple[str, ...] = ("first", "mean")
 FUSION_LAYER_INITS: tuple[str, ...] = ("pretrained", "fresh")
 CONTRASTIVE_SCALES: tuple[str, ...] = ("fixed", "learned")
@@ -26,7 +26,8 @@ class PSAMFConfig:
     """Settings of a PSA-MF model. Defaults follow the paper, or the authors' code where stated.
 
     Fields:
-        model_type: registry name, ``"psamf"`` or ``"text_finetune"`` (the text-only baseline).
+        model_type: a name in the model registry (``psamf.models.list_models()``): ``"psamf"``,
+            ``"text_finetune"`` (the text-only baseline), ...; its entry says which inputs it reads.
         text_encoder: sentiment encoder, a short name (``"minilm"``, ``"mpnet"``), hub id or folder.
         personality_dim: width H_p of the cached personality embedding P; None = the text encoder's
             width. When it differs from the text width, P is linearly projected before it is added
@@ -105,7 +106,7 @@ class PSAMFConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the bad field and what to use instead."""
-        _choice("model_type", self.model_type, MODEL_TYPES)
+        model_entry(self.model_type)  # the one registry; unknown names list the registered ones
         _choice("sentence_pooling", self.sentence_pooling, SENTENCE_POOLINGS)
         _choice("fusion_layer_init", self.fusion_layer_init, FUSION_LAYER_INITS)
         _choice("contrastive_scale", self.contrastive_scale, CONTRASTIVE_SCALES)
@@ -154,12 +155,25 @@ class PSAMFConfig:
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
+    def reads_modalities(self) -> tuple[str, ...]:
+        """The frame modalities this model can read: its registry entry's, none if text_only."""
+        return () if self.text_only else model_entry(self.model_type).modalities
+
+    def uses_personality(self) -> bool:
+        """Whether the model reads P: its registry entry says so and use_personality is on."""
+        return model_entry(self.model_type).personality and self.use_personality
+
     def modality_widths(self) -> dict[str, int]:
         """Widths of the modalities the model uses ({} in text_only mode)."""
-        if self.text_only:
-            return {}
         widths = {"audio": self.audio_dim, "vision": self.vision_dim}
-        return {name: width for name, width in widths.items() if width is not None}
+        read = self.reads_modalities()
+        return {m: widths[m] for m in MODALITIES if m in read and widths[m] is not None}
+
+    def with_data_widths(self, widths: dict[str, int]) -> PSAMFConfig:
+        """A copy whose audio_dim / vision_dim are the data's, for the modalities it reads."""
+        read = self.reads_modalities()
+        return self.replace(audio_dim=widths.get("audio") if "audio" in read else None,
+                            vision_dim=widths.get("vision") if "vision" in read else None)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -38,6 +38,7 @@ from psamf.models.av_encoders import AVEncoder, AVEncoding
 from psamf.models.config import PSAMFConfig
 from psamf.models.fusion import MultiLevelFusion
 from psamf.models.prefusion import PreFusionContrastive, PreFusionTokens
+from psamf.models.registry import register_model
 from psamf.models.text_encoder import TextEncoder, load_tokenizer, pool_tokens
 
 MODALITY_ORDER: tuple[str, ...] = ("vision", "audio")  # [ṽ, ã] and [V_t, A_t] as in the paper
@@ -97,6 +98,7 @@ class _TextModel(nn.Module):
                 nn.init.xavier_normal_(param)
 
 
+@register_model("psamf", personality=True, modalities=("audio", "vision"))
 class PSAMF(_TextModel):
     """The PSA-MF model; every component is switched by ``config`` (see PSAMFConfig)."""
 

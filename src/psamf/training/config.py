@@ -214,7 +214,7 @@ class TrainConfig:
         return Path(env) if env else Path.home() / ".cache" / "psamf"
 
     def uses_personality(self) -> bool:
-        return self.model.model_type == "psamf" and self.model.use_personality
+        return self.model.uses_personality()  # the model registry says which models read P
 
 
 def _sub_from_dict(cls: type, data: Any, prefix: str) -> Any:

@@ -70,12 +70,9 @@ def resolve_personality_encoder(name: str) -> str:
 
 
 def resolve_model_config(config: TrainConfig, dataset: MultimodalDataset) -> PSAMFConfig:
-    """Set audio_dim / vision_dim from the data (unless the model is text-only)."""
-    widths = dataset.modality_widths()
-    model = config.model
-    if model.model_type != "psamf" or model.text_only:
-        return model.replace(audio_dim=None, vision_dim=None)
-    return model.replace(audio_dim=widths.get("audio"), vision_dim=widths.get("vision"))
+    """Set audio_dim / vision_dim from the data, for the modalities the model reads (its registry
+    entry; none when text_only)."""
+    return config.model.with_data_widths(dataset.modality_widths())
 
 
 def personality_embeddings(
