@@ -17,6 +17,7 @@ runs the next job that does not need it. One experiment deliberately gives P fro
     .venv/bin/python benchmarks/real_data.py list              # the queue and what is done
     .venv/bin/python benchmarks/real_data.py run --commit      # everything, in priority order
     .venv/bin/python benchmarks/real_data.py run --group mosi-mpnet --commit
+    .venv/bin/python benchmarks/real_data.py run --experiment design/align-layer-6 --commit
     .venv/bin/python benchmarks/real_data.py run --deadline 10:05 --commit   # stop (resumably)
 
 Groups, in queue order (inside a group, seed by seed): mosi-minilm (PSA-MF vs text-only, 5
@@ -184,11 +185,22 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                label="contrastive scale learned", budget="mosi-minilm",
                overrides=(*PSAMF, "model.contrastive_scale=learned"), seeds=MOSI_SEEDS,
                baseline=FULL, notes="default: fixed ln(1/0.07)"),
-    # P from the plain MiniLM (no personality pretraining): does the pretraining matter?
+    # P from the plain MiniLM (no personality pretraining): does the pretraining matter? The
+    # untuned folder has no trait_head.json, so personality_pooling=auto reads its first token,
+    # while the pretrained encoder mean-pools: this first run changed two things at once. Kept
+    # (its commands are recorded as run) and labelled so; the "-mean" run changes one thing.
     Experiment(group="design", name="psamf-untuned-personality",
-               label="P from the untuned MiniLM (no personality pretraining)",
+               label="P from the untuned MiniLM, first-token pooled (two changes: no "
+                     "pretraining, and first-token instead of mean pooling)",
                budget="mosi-minilm", overrides=PSAMF, seeds=MOSI_SEEDS, baseline=FULL,
-               personality="untuned", notes="default: personality-pretrained MiniLM"),
+               personality="untuned",
+               notes="default: personality-pretrained MiniLM, mean-pooled"),
+    Experiment(group="design", name="psamf-untuned-personality-mean",
+               label="P from the untuned MiniLM, mean-pooled (no personality pretraining; "
+                     "pooling as the pretrained encoder)",
+               budget="mosi-minilm", overrides=(*PSAMF, "personality_pooling=mean"),
+               seeds=MOSI_SEEDS, baseline=FULL, personality="untuned",
+               notes="default: personality-pretrained MiniLM, mean-pooled"),
     # Alignment hidden state: MiniLM has 6 layers (states 0..6); default 5 (= round(10/12 * 6)),
     # 6 reads layer N's output, i.e. after pre-fusion.
     *(Experiment(group="design", name=f"align-layer-{layer}",
@@ -550,6 +562,13 @@ def _selected(args: argparse.Namespace) -> list[Job]:
     if unknown:
         sys.exit(f"unknown group(s) {unknown}; choose from {list(GROUPS)}")
     jobs = queue(groups)
+    if args.experiment:
+        keys = {e.key for e in EXPERIMENTS if e.group in groups}
+        unknown = sorted(set(args.experiment) - keys)
+        if unknown:
+            sys.exit(f"unknown experiment(s) {unknown} in the selected groups; choose from "
+                     f"{sorted(keys)}")
+        jobs = [j for j in jobs if j.experiment.key in args.experiment]
     if args.seeds:
         wanted = {int(s) for s in args.seeds.split(",")}
         jobs = [j for j in jobs if j.seed in wanted]
@@ -685,6 +704,9 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name)
         p.add_argument("--group", action="append", choices=GROUPS,
                        help="only these groups (repeatable; default all, in queue order)")
+        p.add_argument("--experiment", action="append", metavar="GROUP/NAME",
+                       help="only these experiments, e.g. design/align-layer-6 (repeatable; "
+                            "default all of the selected groups)")
         p.add_argument("--seeds", default=None, help="only these seeds, e.g. 1,2")
     run = sub.choices["run"]
     run.add_argument("--deadline", default=None,

@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     if config.uses_personality():
         from psamf.models.personality_encoder import PersonalityEncoder
 
-        encoder = PersonalityEncoder(config.personality_encoder).to(device)
+        encoder = PersonalityEncoder(config.personality_encoder,
+                                     pooling=config.personality_pooling_arg()).to(device)
         p = encoder.encode([args.text])  # (1, H_p)
         batch["personality"] = p.to(device)
         big_five = _big_five(config.personality_encoder, p, args.text)

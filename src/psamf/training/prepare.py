@@ -81,7 +81,8 @@ def personality_embeddings(
     computed it: {"encoder" (as configured), "identity" (content hash), "pretrained"}."""
     from psamf.models.personality_encoder import PersonalityEmbeddingCache, PersonalityEncoder
 
-    encoder = PersonalityEncoder(config.personality_encoder)
+    encoder = PersonalityEncoder(config.personality_encoder,
+                                 pooling=config.personality_pooling_arg())
     pretrained = (Path(encoder.path) / "trait_head.json").is_file()
     if not pretrained:
         log.warning(
