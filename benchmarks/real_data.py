@@ -452,6 +452,13 @@ def collect(job: Job) -> dict[str, Any] | None:
     if p_encoder is not None:
         p_pretrained = p_started.get("pretrained",
                                      (ROOT / p_encoder / "trait_head.json").is_file())
+    identity, identity_source, identity_note = p_started.get("identity"), "recorded", ""
+    if p_encoder is None:
+        identity, identity_source = None, "none"
+        identity_note = "no P: this model does not use the personality encoder"
+    elif identity is None:  # a run folder from before runs recorded it (run.json)
+        identity_source = "none"
+        identity_note = "not recorded by the run (its run.json predates identity recording)"
     first = attempts[0] if attempts else {}
     resumed_first = "--resume" in first.get("command", "")
     return {
@@ -467,7 +474,10 @@ def collect(job: Job) -> dict[str, Any] | None:
         "model_type": config["model"]["model_type"],
         "personality_encoder": p_encoder,
         "personality_pretrained": p_pretrained,
-        "personality_identity": p_started.get("identity"),
+        # Which P produced this result: the encoder's content hash, pooling and length.
+        "personality_identity": identity,
+        "personality_identity_source": identity_source,
+        "personality_identity_note": identity_note,
         "budget": exp.budget,
         "command": run_info.get("command"),
         "resume_commands": [a["command"] for a in attempts if "--resume" in a["command"]],
