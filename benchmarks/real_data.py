@@ -11,8 +11,10 @@ stopped. One queue runs its jobs one at a time; several queues may run side by s
 with ``OMP_NUM_THREADS=1`` on a 2-core machine): each job is locked while it runs, so a second
 queue takes the next free one. PSA-MF runs wait for the pretrained
 personality encoder (``artifacts/personality-minilm`` with its trait head); meanwhile the queue
-runs the next job that does not need it. One experiment deliberately gives P from the plain
-(untuned) MiniLM, to measure what personality pretraining adds. Results record the encoder.
+runs the next job that does not need it. Two experiments deliberately give P from the plain
+(untuned) MiniLM, to measure what personality pretraining adds: ``-mean`` pools it like the
+pretrained encoder (one change); the first pooled its first token (two changes). Results record
+the encoder and its content identity (``personality_identity``: hash, pooling, length).
 
     .venv/bin/python benchmarks/real_data.py list              # the queue and what is done
     .venv/bin/python benchmarks/real_data.py run --commit      # everything, in priority order
