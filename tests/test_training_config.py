@@ -84,7 +84,7 @@ AUTHORS_SPEC = {
 }
 AUTHORS_COMMON = {"optim.weight_decay": 1e-4, "optim.grad_clip": 1.0,
                   "optim.plateau_factor": 0.5, "optim.plateau_patience": 20, "epochs": 100,
-                  "early_stopping_patience": 0}
+                  "early_stopping_patience": 0, "model.max_text_length": 50}
 
 
 @pytest.mark.parametrize("name", sorted(AUTHORS_SPEC))
