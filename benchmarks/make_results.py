@@ -580,6 +580,47 @@ def personality_note(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]
     return lines + [""] if lines else []
 
 
+def identity_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """Which personality encoder (content identity: hash, pooling, length) gave P to each
+    experiment's seeds, and whether the run recorded it or it was backfilled; warns about
+    results that use P without a known identity, and experiments whose seeds differ in P."""
+    rows, unknown, mixed = [], [], []
+    for exp in real_data.EXPERIMENTS:
+        runs = results.get(exp.key, {})
+        if not runs:
+            continue
+        by_identity: dict[str, list[str]] = {}
+        for seed, r in sorted(runs.items()):
+            identity = r.get("personality_identity")
+            source = r.get("personality_identity_source") or ("recorded" if identity else "none")
+            if identity is None and r.get("personality_encoder") is not None:
+                unknown.append(f"`{exp.key}` seed {seed}")
+                identity = "unknown"
+            label = f"`{identity}`" if identity else "no P"
+            tag = f"{seed}" + ("*" if source == "backfilled" else "")
+            by_identity.setdefault(label, []).append(tag)
+        if len(by_identity) > 1:
+            mixed.append(f"`{exp.key}`")
+        rows.append([exp.key, "; ".join(f"{k} (seeds {','.join(v)})"
+                                        for k, v in by_identity.items())])
+    if not rows:
+        return []
+    lines = ["### Which P produced each result", "",
+             "The personality encoder's content identity (sha256 of its config, weights and "
+             "tokenizer files : pooling : max tokens) as each result file states it. "
+             "`*` = not recorded by the run but backfilled from git history; the file's "
+             "`personality_identity_note` gives the evidence.", ""]
+    lines += table(["experiment", "P identity (seeds)"], rows)
+    lines.append("")
+    if unknown:
+        lines += ["> **Warning: P of unknown identity** (the run did not record it and it could "
+                  "not be established): " + ", ".join(unknown) + ".", ""]
+    if mixed:
+        lines += ["> **Warning: seeds of one experiment used different P**: "
+                  + ", ".join(mixed) + ".", ""]
+    return lines
+
+
 def render() -> str:
     results = load_results()
     lines = [
@@ -614,6 +655,7 @@ def render() -> str:
         "",
     ]
     lines += personality_note(results)
+    lines += identity_section(results)
     lines += goals_section(results)
     lines += ["## Main comparisons", ""]
     for group in MAIN_GROUPS:
@@ -626,7 +668,11 @@ def render() -> str:
     lines += delta_section("design", "Design choices the paper leaves open", results,
                            "Full PSA-MF uses: pretrained fusion layer N, fixed contrastive "
                            "scale ln(1/0.07), alignment at hidden state 5 of MiniLM's 0..6, "
-                           "P from the personality-pretrained MiniLM.")
+                           "P from the personality-pretrained MiniLM, mean-pooled. "
+                           "`psamf-untuned-personality` changed two things at once (no "
+                           "pretraining, and first-token instead of mean pooling, the untuned "
+                           "folder having no trait head); it is kept as run and labelled so. "
+                           "`psamf-untuned-personality-mean` changes only the pretraining.")
     lines += deltas_figure(results)
     lines += per_seed_section(results)
     lines += config_drift(results)

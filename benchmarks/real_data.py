@@ -11,12 +11,15 @@ stopped. One queue runs its jobs one at a time; several queues may run side by s
 with ``OMP_NUM_THREADS=1`` on a 2-core machine): each job is locked while it runs, so a second
 queue takes the next free one. PSA-MF runs wait for the pretrained
 personality encoder (``artifacts/personality-minilm`` with its trait head); meanwhile the queue
-runs the next job that does not need it. One experiment deliberately gives P from the plain
-(untuned) MiniLM, to measure what personality pretraining adds. Results record the encoder.
+runs the next job that does not need it. Two experiments deliberately give P from the plain
+(untuned) MiniLM, to measure what personality pretraining adds: ``-mean`` pools it like the
+pretrained encoder (one change); the first pooled its first token (two changes). Results record
+the encoder and its content identity (``personality_identity``: hash, pooling, length).
 
     .venv/bin/python benchmarks/real_data.py list              # the queue and what is done
     .venv/bin/python benchmarks/real_data.py run --commit      # everything, in priority order
     .venv/bin/python benchmarks/real_data.py run --group mosi-mpnet --commit
+    .venv/bin/python benchmarks/real_data.py run --experiment design/align-layer-6 --commit
     .venv/bin/python benchmarks/real_data.py run --deadline 10:05 --commit   # stop (resumably)
 
 Groups, in queue order (inside a group, seed by seed): mosi-minilm (PSA-MF vs text-only, 5
@@ -184,11 +187,22 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                label="contrastive scale learned", budget="mosi-minilm",
                overrides=(*PSAMF, "model.contrastive_scale=learned"), seeds=MOSI_SEEDS,
                baseline=FULL, notes="default: fixed ln(1/0.07)"),
-    # P from the plain MiniLM (no personality pretraining): does the pretraining matter?
+    # P from the plain MiniLM (no personality pretraining): does the pretraining matter? The
+    # untuned folder has no trait_head.json, so personality_pooling=auto reads its first token,
+    # while the pretrained encoder mean-pools: this first run changed two things at once. Kept
+    # (its commands are recorded as run) and labelled so; the "-mean" run changes one thing.
     Experiment(group="design", name="psamf-untuned-personality",
-               label="P from the untuned MiniLM (no personality pretraining)",
+               label="P from the untuned MiniLM, first-token pooled (two changes: no "
+                     "pretraining, and first-token instead of mean pooling)",
                budget="mosi-minilm", overrides=PSAMF, seeds=MOSI_SEEDS, baseline=FULL,
-               personality="untuned", notes="default: personality-pretrained MiniLM"),
+               personality="untuned",
+               notes="default: personality-pretrained MiniLM, mean-pooled"),
+    Experiment(group="design", name="psamf-untuned-personality-mean",
+               label="P from the untuned MiniLM, mean-pooled (no personality pretraining; "
+                     "pooling as the pretrained encoder)",
+               budget="mosi-minilm", overrides=(*PSAMF, "personality_pooling=mean"),
+               seeds=MOSI_SEEDS, baseline=FULL, personality="untuned",
+               notes="default: personality-pretrained MiniLM, mean-pooled"),
     # Alignment hidden state: MiniLM has 6 layers (states 0..6); default 5 (= round(10/12 * 6)),
     # 6 reads layer N's output, i.e. after pre-fusion.
     *(Experiment(group="design", name=f"align-layer-{layer}",
@@ -440,6 +454,13 @@ def collect(job: Job) -> dict[str, Any] | None:
     if p_encoder is not None:
         p_pretrained = p_started.get("pretrained",
                                      (ROOT / p_encoder / "trait_head.json").is_file())
+    identity, identity_source, identity_note = p_started.get("identity"), "recorded", ""
+    if p_encoder is None:
+        identity, identity_source = None, "none"
+        identity_note = "no P: this model does not use the personality encoder"
+    elif identity is None:  # a run folder from before runs recorded it (run.json)
+        identity_source = "none"
+        identity_note = "not recorded by the run (its run.json predates identity recording)"
     first = attempts[0] if attempts else {}
     resumed_first = "--resume" in first.get("command", "")
     return {
@@ -455,7 +476,10 @@ def collect(job: Job) -> dict[str, Any] | None:
         "model_type": config["model"]["model_type"],
         "personality_encoder": p_encoder,
         "personality_pretrained": p_pretrained,
-        "personality_identity": p_started.get("identity"),
+        # Which P produced this result: the encoder's content hash, pooling and length.
+        "personality_identity": identity,
+        "personality_identity_source": identity_source,
+        "personality_identity_note": identity_note,
         "budget": exp.budget,
         "command": run_info.get("command"),
         "resume_commands": [a["command"] for a in attempts if "--resume" in a["command"]],
@@ -550,6 +574,13 @@ def _selected(args: argparse.Namespace) -> list[Job]:
     if unknown:
         sys.exit(f"unknown group(s) {unknown}; choose from {list(GROUPS)}")
     jobs = queue(groups)
+    if args.experiment:
+        keys = {e.key for e in EXPERIMENTS if e.group in groups}
+        unknown = sorted(set(args.experiment) - keys)
+        if unknown:
+            sys.exit(f"unknown experiment(s) {unknown} in the selected groups; choose from "
+                     f"{sorted(keys)}")
+        jobs = [j for j in jobs if j.experiment.key in args.experiment]
     if args.seeds:
         wanted = {int(s) for s in args.seeds.split(",")}
         jobs = [j for j in jobs if j.seed in wanted]
@@ -685,6 +716,9 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name)
         p.add_argument("--group", action="append", choices=GROUPS,
                        help="only these groups (repeatable; default all, in queue order)")
+        p.add_argument("--experiment", action="append", metavar="GROUP/NAME",
+                       help="only these experiments, e.g. design/align-layer-6 (repeatable; "
+                            "default all of the selected groups)")
         p.add_argument("--seeds", default=None, help="only these seeds, e.g. 1,2")
     run = sub.choices["run"]
     run.add_argument("--deadline", default=None,

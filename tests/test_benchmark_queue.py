@@ -103,3 +103,42 @@ def test_speed_memory_stops_its_training_run_when_terminated(tmp_path, shared_da
     assert bench.returncode == 130 and "nothing was written" in err
     for pid in children:  # ended and reaped, not orphaned
         assert not Path(f"/proc/{pid}").exists()
+
+
+@pytest.mark.parametrize("model", ["psamf", "text_finetune", "psamf-unrecorded"])
+def test_a_result_always_states_which_p_produced_it(tmp_path, monkeypatch, model: str) -> None:
+    """collect() writes personality_identity for every result: the identity the run recorded,
+    or an explicit null with its source and the reason (no P; a run that did not record it)."""
+    import json
+
+    from training_fixtures import fast_overrides, tiny_encoder
+
+    from psamf.cli import main
+
+    monkeypatch.setattr(real_data, "RUNS", tmp_path / "runs")
+    model_type = model.split("-")[0]
+    exp = real_data.Experiment(group="g", name=model, label=model, budget="mosi-minilm",
+                               overrides=(f"model.model_type={model_type}",), seeds=(0,),
+                               personality="untuned")
+    job = real_data.Job(exp, 0)
+    encoder = tiny_encoder(tmp_path / "enc")
+    overrides = fast_overrides(encoder, tmp_path / "cache", epochs=1,
+                               **{"data.limit_train": 16, "data.limit_valid": 8,
+                                  "data.limit_test": 8})
+    assert main(["train", "--out", str(real_data.RUNS), "--name", job.run_name, "--no-progress",
+                 f"model.model_type={model_type}", *overrides]) == 0
+    run_info = json.loads((job.run_dir / "run.json").read_text(encoding="utf-8"))
+    if model == "psamf-unrecorded":  # a run folder from before run.json recorded P
+        run_info.pop("personality")
+        (job.run_dir / "run.json").write_text(json.dumps(run_info), encoding="utf-8")
+    result = real_data.collect(job)
+    assert result is not None
+    if model == "psamf":
+        assert result["personality_identity"] == run_info["personality"]["identity"]
+        assert result["personality_identity"].startswith("sha256-")
+        assert result["personality_identity_source"] == "recorded"
+    else:
+        assert result["personality_identity"] is None
+        assert result["personality_identity_source"] == "none"
+        reason = "no P" if model == "text_finetune" else "not recorded by the run"
+        assert reason in result["personality_identity_note"]

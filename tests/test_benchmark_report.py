@@ -130,3 +130,48 @@ def test_deltas_over_fewer_seeds_show_the_reference_over_those_seeds() -> None:
     lines = make_results.delta_section("design", "Design", results, "intro")
     subset = [line for line in lines if line.startswith("| full PSA-MF (absolute, seeds 1,2,3)")]
     assert len(subset) == 1 and "| 0.823 ± 0.038 |" in subset[0]
+
+
+def _p_run(identity: str | None, *, encoder: str | None = "artifacts/personality-minilm",
+           source: str | None = None) -> dict:
+    """A result-file stand-in holding only what the identity table reads."""
+    run = {"personality_encoder": encoder, "personality_identity": identity}
+    if source is not None:
+        run["personality_identity_source"] = source
+    return run
+
+
+def test_identity_table_names_each_experiments_p_and_marks_backfilled_seeds() -> None:
+    lines = make_results.identity_section({
+        "mosi-minilm/psamf": {1: _p_run("sha-a:mean:128", source="backfilled"),
+                              2: _p_run("sha-a:mean:128")},
+        "mosi-minilm/text-finetune": {1: _p_run(None, encoder=None, source="none")},
+    })
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ")}
+    assert "`sha-a:mean:128` (seeds 1*,2)" in rows["mosi-minilm/psamf"]
+    assert "no P (seeds 1)" in rows["mosi-minilm/text-finetune"]
+    assert not any("Warning" in line for line in lines)
+
+
+def test_identity_table_warns_about_unknown_and_mixed_p() -> None:
+    lines = make_results.identity_section({
+        "mosi-minilm/psamf": {1: _p_run(None), 2: _p_run("sha-a:mean:128")},
+    })
+    text = "\n".join(lines)
+    assert "P of unknown identity** (the run did not record it" in text
+    assert "`mosi-minilm/psamf` seed 1" in text
+    assert "seeds of one experiment used different P**: `mosi-minilm/psamf`" in text
+
+
+def test_every_committed_result_states_its_personality_identity() -> None:
+    """A P-using result names its P (recorded or backfilled with evidence); a result without P
+    says so with an explicit null."""
+    for path in sorted(make_results.RESULTS.glob("*/*/seed-*.json")):
+        run = make_results.json.loads(path.read_text(encoding="utf-8"))
+        assert "personality_identity" in run, path
+        if run.get("personality_encoder") is None:
+            assert run["personality_identity"] is None, path
+        else:
+            assert run["personality_identity"], path
+            if run.get("personality_identity_source") == "backfilled":
+                assert run.get("personality_identity_note"), path

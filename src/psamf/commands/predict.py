@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     if config.uses_personality():
         from psamf.models.personality_encoder import PersonalityEncoder
 
-        encoder = PersonalityEncoder(config.personality_encoder)
+        encoder = PersonalityEncoder(config.personality_encoder,
+                                     pooling=config.personality_pooling_arg())
         personality_check(args.run, how=ENCODER_FLAG)(encoder)
         encoder = encoder.to(device)
         p = encoder.encode([args.text])  # (1, H_p)

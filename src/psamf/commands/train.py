@@ -3,7 +3,7 @@
 Examples::
 
     psamf train                                   # PSA-MF + MiniLM on the built-in sample (CPU)
-    psamf train --data mosi --preset mosi_authors --seeds 1,2,3
+    psamf train --preset mosi_authors --seeds 1,2,3   # the authors' training settings (100 epochs)
     psamf train --data mosi model.model_type=text_finetune epochs=8
     psamf train --data mosi model.use_prefusion=false optim.lr_encoder=3e-5
     psamf train --resume runs/cpu-sample-psamf-20260101-120000

@@ -25,6 +25,8 @@ from psamf.models.config import PSAMFConfig
 CACHE_ENV = "PSAMF_CACHE"
 DEFAULT_PERSONALITY_ENCODER = "artifacts/personality-minilm"
 AUTO = "auto"
+# How P pools the personality encoder's last layer; auto = the folder's trait_head.json, else first.
+PERSONALITY_POOLINGS: tuple[str, ...] = (AUTO, "first", "mean")
 
 
 def check_encoding(name: str, field: str) -> None:
@@ -113,6 +115,11 @@ class TrainConfig:
         seeds: one training run per seed; results are summarised as mean ± std.
         personality_encoder: folder or backbone name giving P; ``auto`` =
             ``artifacts/personality-minilm`` if it exists, else the untuned text backbone.
+        personality_pooling: how P pools the personality encoder's last layer: ``first``
+            token (the paper), ``mean`` over real tokens (psamf's personality pretraining), or
+            ``auto`` = the pooling the folder's ``trait_head.json`` was trained with, else first.
+            Set it to compare encoders with one thing changed (e.g. the untuned MiniLM, which has
+            no trait head, mean-pooled like the pretrained one).
         cache_dir: where P is cached; None = ``$PSAMF_CACHE`` or ``~/.cache/psamf``.
         checkpoint_every_steps: also checkpoint every K optimizer steps (0 = only at epoch ends).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
@@ -130,6 +137,7 @@ class TrainConfig:
     early_stopping_patience: int = 5
     seeds: tuple[int, ...] = (0,)
     personality_encoder: str = AUTO
+    personality_pooling: str = AUTO
     cache_dir: str | None = None
     checkpoint_every_steps: int = 0
     device: str = AUTO
@@ -159,6 +167,9 @@ class TrainConfig:
             raise InputError(f"seeds must be distinct, got {list(self.seeds)}")
         if any(s < 0 for s in self.seeds):
             raise InputError(f"seeds must be >= 0, got {list(self.seeds)}")
+        if self.personality_pooling not in PERSONALITY_POOLINGS:
+            raise InputError(f"personality_pooling must be one of {list(PERSONALITY_POOLINGS)}, "
+                             f"got {self.personality_pooling!r}")
         if not (self.device in (AUTO, "cpu", "cuda") or self.device.startswith("cuda:")):
             raise InputError(f"device must be one of {DEVICES_HELP}, got {self.device!r}")
 
@@ -212,6 +223,10 @@ class TrainConfig:
             return Path(self.cache_dir)
         env = os.environ.get(CACHE_ENV)
         return Path(env) if env else Path.home() / ".cache" / "psamf"
+
+    def personality_pooling_arg(self) -> str | None:
+        """``personality_pooling`` as PersonalityEncoder's ``pooling`` (None = the folder's)."""
+        return None if self.personality_pooling == AUTO else self.personality_pooling
 
     def uses_personality(self) -> bool:
         return self.model.uses_personality()  # the model registry says which models read P

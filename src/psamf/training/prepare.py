@@ -86,7 +86,8 @@ def personality_embeddings(
     computed (a resumed or evaluated run refuses an encoder other than its own there)."""
     from psamf.models.personality_encoder import PersonalityEmbeddingCache, PersonalityEncoder
 
-    encoder = PersonalityEncoder(config.personality_encoder)
+    encoder = PersonalityEncoder(config.personality_encoder,
+                                 pooling=config.personality_pooling_arg())
     if check is not None:
         check(encoder)
     pretrained = (Path(encoder.path) / "trait_head.json").is_file()
