@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,3 +43,29 @@ def shared_data() -> Callable[..., Path]:
         return SHARED_DATA
 
     return root
+
+
+def psamf_command(*args: str) -> list[str]:
+    """The psamf CLI as a subprocess command line (this interpreter, this checkout)."""
+    return [sys.executable, "-m", "psamf", *args]
+
+
+def signal_in_second_epoch(proc: subprocess.Popen, run: Path, sig: int,
+                           *, timeout_s: float = 120) -> dict | None:
+    """Send ``sig`` to a ``psamf train`` subprocess once seed 0's checkpoint shows it inside its
+    second epoch; return that loop state (None if the run ended first). Waits for the process."""
+    state = run / "seed-0" / "checkpoint" / "state.json"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            loop = json.loads(state.read_text())["loop"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            time.sleep(0.01)
+            continue
+        if loop["epoch"] >= 1 and loop["step_in_epoch"] >= 1:
+            proc.send_signal(sig)
+            proc.wait(timeout=60)
+            return loop
+        time.sleep(0.01)
+    proc.wait(timeout=60)
+    return None

@@ -9,13 +9,12 @@ import os
 import signal
 import stat
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import psamf_command, signal_in_second_epoch
 from training_fixtures import fast_overrides, read_json, tiny_encoder
 
 from psamf.cli import main
@@ -241,8 +240,7 @@ def test_predict_refuses_unreadable_npy(tiny_run, tmp_path, capsys):
 # --- Ctrl-C, progress bars in logs, file modes --------------------------------------------------
 
 
-def _psamf(*args: str) -> list[str]:
-    return [sys.executable, "-m", "psamf", *args]
+_psamf = psamf_command
 
 
 def _umask_022() -> None:
@@ -268,7 +266,6 @@ def test_ctrl_c_exits_130_resumably_and_files_honour_the_umask(workdir, encoder,
     cache = tmp_path / "cache"
     overrides = fast_overrides(encoder, cache, epochs=3, checkpoint_every_steps=1)
     run = tmp_path / "runs" / "interrupted"
-    state = run / "seed-0" / "checkpoint" / "state.json"
     log = tmp_path / "train.log"
     with log.open("w") as err:
         proc = subprocess.Popen(
@@ -276,19 +273,7 @@ def test_ctrl_c_exits_130_resumably_and_files_honour_the_umask(workdir, encoder,
                    *overrides),
             env=env, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=_umask_022,
         )
-        deadline, sent = time.monotonic() + 120, False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                loop = json.loads(state.read_text())["loop"]
-            except (FileNotFoundError, json.JSONDecodeError, KeyError):
-                time.sleep(0.01)
-                continue
-            if loop["epoch"] >= 1 and loop["step_in_epoch"] >= 1:  # inside the second epoch
-                proc.send_signal(signal.SIGINT)
-                sent = True
-                break
-            time.sleep(0.01)
-        proc.wait(timeout=60)
+        sent = signal_in_second_epoch(proc, run, signal.SIGINT) is not None
     text = log.read_text()
     assert sent, f"run ended before it could be interrupted: {text[-2000:]}"
     assert proc.returncode == 130, text[-2000:]

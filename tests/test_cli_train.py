@@ -14,12 +14,11 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import psamf_command, signal_in_second_epoch
 from training_fixtures import fast_overrides, read_json, tiny_encoder
 
 from psamf.cli import main
@@ -147,33 +146,18 @@ def test_same_seed_twice_gives_identical_metrics(reference_run, workdir, overrid
     assert _results(a) == _results(b)
 
 
-def _psamf(*args: str) -> list[str]:
-    return [sys.executable, "-m", "psamf", *args]
+_psamf = psamf_command
 
 
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference_run, workdir, overrides):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     run = workdir / "runs" / "killed"
-    state = run / "seed-0" / "checkpoint" / "state.json"
     proc = subprocess.Popen(
         _psamf("train", "--out", str(workdir / "runs"), "--name", "killed", "--no-progress",
                *overrides),
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    killed_at = None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            loop = json.loads(state.read_text())["loop"]
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            time.sleep(0.01)
-            continue
-        if loop["epoch"] >= 1 and loop["step_in_epoch"] >= 1:  # inside the second epoch
-            proc.send_signal(signal.SIGKILL)
-            killed_at = loop
-            break
-        time.sleep(0.01)
-    proc.wait(timeout=60)
+    killed_at = signal_in_second_epoch(proc, run, signal.SIGKILL)
     assert killed_at is not None, f"run ended before it could be killed: {proc.stderr.read()!r}"
     assert proc.returncode == -signal.SIGKILL
     assert not (run / "seed-0" / "metrics.json").exists()
