@@ -27,6 +27,7 @@ import real_data  # noqa: E402  (sibling script)
 
 from psamf.io import write_text  # noqa: E402
 from psamf.models.config import PSAMFConfig  # noqa: E402
+from psamf.training.config import TrainConfig  # noqa: E402
 
 ROOT = real_data.ROOT
 RESULTS = real_data.RESULTS
@@ -187,8 +188,9 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
 def config_drift(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     """Experiments whose seeds ran with different resolved configs (code changed in between)."""
     ignore = {"seeds", "progress", "cache_dir"}
-    # A model field added after a run was made has its default value in that run.
-    defaults = _flat({"model": PSAMFConfig().to_dict()})
+    # A field added after a run was made (e.g. personality_pooling) has its default in that run.
+    defaults = _flat({**TrainConfig(model=PSAMFConfig()).to_dict(),
+                      "model": PSAMFConfig().to_dict()})
     out = []
     for key, runs in sorted(results.items()):
         flats = [{**defaults, **_flat(r.get("config", {}))} for r in runs.values()]
