@@ -4,7 +4,7 @@ Reads ``benchmarks/results/<group>/<name>/seed-<k>.json`` (written by ``real_dat
 ``benchmarks/results/speed/*.json`` (written by ``speed.py``); the queue in ``real_data.py`` says
 what is still pending.
 
-    .venv/bin/python benchmarks/make_results.py
+    .venv/bin/python -m benchmarks.make_results
 """
 
 from __future__ import annotations
@@ -370,7 +370,7 @@ def speed_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
             lines.append(f"- {note}")
         lines.append("")
     if not speed:
-        lines += ["(no speed results yet: `.venv/bin/python benchmarks/speed.py`)", ""]
+        lines += ["(no speed results yet: `.venv/bin/python -m benchmarks.speed`)", ""]
     lines += ["### Wall time per epoch, from the benchmark runs", "",
               "Median over epochs 2.. of each run (an epoch = training + validation; the first "
               "epoch of a process also holds start-up). The machine was shared with other jobs, "
@@ -431,12 +431,12 @@ def pending_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
             rows.append([exp.key, seeds_text(missing),
                          seeds_text(started) if started else "–",
                          f"{per_run / 60:.0f}{source}" if per_run else "–",
-                         f"`.venv/bin/python benchmarks/real_data.py run --group {exp.group} "
+                         f"`.venv/bin/python -m benchmarks.real_data run --group {exp.group} "
                          "--commit`"])
     for name, part in (("inference", "inference --threads 1"), ("mosei_train_memory", "memory")):
         if not (RESULTS / "speed" / f"{name}.json").is_file():
             rows.append([f"speed/{name}", "–", "–", "–",
-                         f"`.venv/bin/python benchmarks/speed.py {part}` (alone on the machine)"])
+                         f"`.venv/bin/python -m benchmarks.speed {part}` (alone on the machine)"])
     if not rows:
         return lines + ["Nothing: every queued experiment has its result file.", ""]
     lines.append("Result files not there yet (generated from the queue in `real_data.py`). "
@@ -544,14 +544,14 @@ def render() -> str:
         "MOSEI has text only.",
         "",
         "Reproduce (each command skips finished results and resumes interrupted runs): "
-        "`.venv/bin/python benchmarks/real_data.py run --commit` (the whole queue, "
+        "`.venv/bin/python -m benchmarks.real_data run --commit` (the whole queue, "
         "in priority order; `--group NAME` for one group, `--deadline HH:MM` to stop "
         "resumably; several queues may run side by side, e.g. two with `OMP_NUM_THREADS=1`, "
         "each taking the next unlocked job), "
-        "`.venv/bin/python benchmarks/speed.py inference --threads 1`, "
-        "`.venv/bin/python benchmarks/speed.py memory` (and `memory --steps 0` for one whole "
+        "`.venv/bin/python -m benchmarks.speed inference --threads 1`, "
+        "`.venv/bin/python -m benchmarks.speed memory` (and `memory --steps 0` for one whole "
         "MOSEI epoch), then "
-        "`.venv/bin/python benchmarks/make_results.py`.",
+        "`.venv/bin/python -m benchmarks.make_results`.",
         "",
     ]
     lines += personality_note(results)
