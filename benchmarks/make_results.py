@@ -4,13 +4,13 @@ Reads ``benchmarks/results/<group>/<name>/seed-<k>.json`` (written by ``real_dat
 ``benchmarks/results/speed/*.json`` (written by ``speed.py``); the queue in ``real_data.py`` says
 what is still pending.
 
-    .venv/bin/python benchmarks/make_results.py
+    .venv/bin/python -m benchmarks.make_results
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import os
 import statistics
 import sys
@@ -18,39 +18,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scipy import stats
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import make_figures  # noqa: E402  (sibling script)
-import real_data  # noqa: E402  (sibling script)
-
-from psamf.io import write_text  # noqa: E402
-from psamf.models.config import PSAMFConfig  # noqa: E402
-from psamf.training.config import TrainConfig  # noqa: E402
+from benchmarks import make_figures, real_data
+from benchmarks.real_data import EXPERIMENTS, FULL, GROUPS, Group, members
+from benchmarks.stats import (
+    LOWER_IS_BETTER,
+    METRICS,
+    fmt,
+    fmt_ms,
+    gain_and_spread,
+    mean_std,
+    paired_deltas,
+    paired_p,
+    seeds_text,
+    table,
+)
+from psamf.io import write_text
+from psamf.models.config import PSAMFConfig
+from psamf.training.config import TrainConfig
 
 ROOT = real_data.ROOT
 RESULTS = real_data.RESULTS
 OUT = ROOT / "benchmarks" / "RESULTS.md"
-
-METRICS: tuple[tuple[str, str], ...] = (
-    ("mae", "MAE"), ("corr", "Corr"), ("acc7", "Acc-7"), ("acc5", "Acc-5"),
-    ("acc2_has0", "Acc-2 has0"), ("f1_has0", "F1 has0"),
-    ("acc2_non0", "Acc-2 non0"), ("f1_non0", "F1 non0"),
-)
-LOWER_IS_BETTER = {"mae"}
-MAIN_GROUPS = ("mosi-minilm", "mosi-minilm-lr1e-4", "mosi-mpnet", "mosi-mpnet-10ep",
-               "mosei-minilm")
-GROUP_TITLES = {
-    "mosi-minilm": "CMU-MOSI, MiniLM-L6 (text + audio; PSA-MF vs text-only fine-tuning)",
-    "mosi-minilm-lr1e-4": "CMU-MOSI, MiniLM-L6, encoder lr 1e-4 (the same comparison)",
-    "mosi-mpnet": "CMU-MOSI, MPNet-base (text + audio; PSA-MF vs text-only fine-tuning)",
-    "mosi-mpnet-10ep": "CMU-MOSI, MPNet-base, 10 epochs (the same comparison, longer budget)",
-    "mosei-minilm": "CMU-MOSEI, MiniLM-L6 (text only; PSA-MF text + personality vs text-only)",
-}
-
-
-# --- loading --------------------------------------------------------------------------------------
+MAIN_GROUPS = sorted((g for g in GROUPS.values() if g.main is not None), key=lambda g: g.main)
 
 
 def load_results() -> dict[str, dict[int, dict[str, Any]]]:
@@ -67,45 +56,6 @@ def load_speed() -> list[dict[str, Any]]:
             for p in sorted((RESULTS / "speed").glob("*.json"))]
 
 
-# --- formatting -----------------------------------------------------------------------------------
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample std; NaN for both when a value is NaN (Corr of a constant prediction,
-    say), which ``statistics.stdev`` would raise on."""
-    if any(math.isnan(v) for v in values):
-        return float("nan"), float("nan")
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else float("nan")
-    return mean, std
-
-
-def fmt(key: str, value: float, *, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    digits = 3 if key in ("mae", "corr") else 2
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def fmt_ms(key: str, values: Sequence[float], *, signed: bool = False) -> str:
-    if not values:
-        return "–"
-    mean, std = mean_std(values)
-    if len(values) == 1 or math.isnan(mean):
-        return fmt(key, mean, signed=signed)
-    return f"{fmt(key, mean, signed=signed)} ± {fmt(key, std)}"
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-def seeds_text(seeds: Sequence[int]) -> str:
-    return ",".join(str(s) for s in sorted(seeds)) or "–"
-
-
 # --- sections -------------------------------------------------------------------------------------
 
 
@@ -115,32 +65,18 @@ def metric_row(label: str, runs: dict[int, dict[str, Any]]) -> list[str]:
             fmt_ms("mae", [r["valid"]["mae"] for r in runs.values()])]
 
 
-def paired_deltas(runs: dict[int, dict[str, Any]], base: dict[int, dict[str, Any]],
-                  key: str) -> list[float]:
-    common = sorted(set(runs) & set(base))
-    return [runs[s]["test"][key] - base[s]["test"][key] for s in common]
-
-
-def paired_p(deltas: Sequence[float]) -> str:
-    """Two-sided paired t-test of per-seed deltas against 0; ``–`` under 2 seeds, with no spread
-    or with a NaN delta."""
-    if len(deltas) < 2 or any(math.isnan(d) for d in deltas) or statistics.stdev(deltas) == 0:
-        return "–"
-    return f"{stats.ttest_1samp(deltas, 0.0).pvalue:.2f}"
-
-
 P_NOTE = ("p = two-sided paired t-test of the per-seed Δ against 0; with 2–5 seeds only large, "
           "consistent effects reach p < 0.05.")
 
 
-def comparison_section(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
-    members = [e for e in real_data.EXPERIMENTS if e.group == group]
-    lines = [f"### {GROUP_TITLES[group]}", ""]
-    budget = " ".join(real_data.BUDGETS[members[0].budget])
+def comparison_section(group: Group, results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    exps = members(group.name)
+    lines = [f"### {group.title}", ""]
+    budget = " ".join(exps[0].budget.args())  # one per group (checked by real_data)
     lines.append(f"Budget (the same for every row): `{budget}`; seeds as listed.")
     lines.append("")
-    rows = [metric_row(e.label, results.get(e.key, {})) for e in members]
-    for exp in members:
+    rows = [metric_row(e.label, results.get(e.key, {})) for e in exps]
+    for exp in exps:
         if exp.baseline is None or exp.baseline not in results or exp.key not in results:
             continue
         runs, base = results[exp.key], results[exp.baseline]
@@ -156,16 +92,16 @@ def comparison_section(group: str, results: dict[str, dict[int, dict[str, Any]]]
     lines += table(["model", "seeds", *(f"test {name}" for _, name in METRICS),
                     "valid MAE (selection)"], rows)
     lines.append("")
-    lines += epoch_lines(members, results)
-    lines += verdict_lines(group, results)
+    lines += epoch_lines(exps, results)
+    lines += verdict_lines(group.name, results)
     return lines
 
 
-def epoch_lines(members: Sequence[real_data.Experiment],
+def epoch_lines(exps: Sequence[real_data.Experiment],
                 results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     """Best epoch per seed: a best epoch at the budget's last epoch means it was still learning."""
     parts = []
-    for exp in members:
+    for exp in exps:
         runs = results.get(exp.key, {})
         if runs:
             best = ", ".join(f"{r['best_epoch']}/{r['epochs_run']}" for _, r in
@@ -217,20 +153,10 @@ def dirty_runs(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
             + ", ".join(dirty) + ".", ""]
 
 
-def gain_and_spread(runs: dict[int, dict[str, Any]], base: dict[int, dict[str, Any]],
-                    key: str) -> tuple[float, float]:
-    """(how far ``runs`` is ahead of ``base`` on the test mean of ``key``, the larger std), over
-    the seeds both have, so that the means compare the same seeds as the paired p beside them."""
-    common = sorted(set(runs) & set(base))
-    m1, s1 = mean_std([runs[s]["test"][key] for s in common])
-    m0, s0 = mean_std([base[s]["test"][key] for s in common])
-    return (m0 - m1) if key in LOWER_IS_BETTER else (m1 - m0), max(s0, s1)
-
-
 def verdict_lines(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     """PSA-MF vs baseline: is the difference of means larger than both spreads?"""
     out: list[str] = []
-    for exp in real_data.EXPERIMENTS:
+    for exp in EXPERIMENTS:
         if exp.group != group or exp.baseline is None:
             continue
         runs, base = results.get(exp.key, {}), results.get(exp.baseline, {})
@@ -248,25 +174,6 @@ def verdict_lines(group: str, results: dict[str, dict[int, dict[str, Any]]]) -> 
     if out:
         out += ["", P_NOTE, ""]
     return out
-
-
-# The issue's goals (means over seeds), per encoder: the candidate set-ups as (PSA-MF experiment,
-# its text-only baseline, label), the first being PSA-MF as specified, and (metric, target) pairs.
-# Further candidates are declared here before their last seeds run: the 10-epoch MPNet budget
-# (PSA-MF still improving at epoch 6) and mean pooling for the MiniLM (lower validation MAE than
-# the first token on each of its first 3 seeds).
-GOALS: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[tuple[str, float], ...]]] = {
-    "MiniLM": ((("mosi-minilm/psamf", "mosi-minilm/text-finetune", "PSA-MF (MiniLM)"),
-                ("design/sentence-pooling-mean", "mosi-minilm/text-finetune",
-                 "PSA-MF (MiniLM, M/c/s mean-pooled)"),
-                ("mosi-minilm-lr1e-4/psamf", "mosi-minilm-lr1e-4/text-finetune",
-                 "PSA-MF (MiniLM, encoder lr 1e-4)")),
-               (("acc2_non0", 85.0), ("mae", 0.74))),
-    "MPNet": ((("mosi-mpnet/psamf", "mosi-mpnet/text-finetune", "PSA-MF (MPNet)"),
-               ("mosi-mpnet-10ep/psamf", "mosi-mpnet-10ep/text-finetune",
-                "PSA-MF (MPNet, 10 epochs)")),
-              (("acc2_non0", 86.5), ("mae", 0.68))),
-}
 
 
 def goal_choice(candidates: Sequence[tuple[str, str, str]],
@@ -331,7 +238,8 @@ def goals_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     """Each goal against the measured mean (met, or missed by how much), for PSA-MF as specified
     and, where validation prefers another declared set-up, for that one too."""
     rows, notes = [], []
-    for encoder, (candidates, targets) in GOALS.items():
+    for goal in (g.goal for g in GROUPS.values() if g.goal):
+        encoder, candidates, targets = goal.encoder, goal.candidates, goal.targets
         rows += goal_rows(*candidates[0], targets, results)
         chosen, how = goal_choice(candidates, results)
         if chosen:
@@ -349,25 +257,24 @@ def goals_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     return lines
 
 
-def delta_section(group: str, title: str, results: dict[str, dict[int, dict[str, Any]]],
-                  intro: str, extra: Sequence[str] = ()) -> list[str]:
-    members = [e for e in real_data.EXPERIMENTS if e.group == group]
-    members += [real_data.experiment(key) for key in extra]
-    full = results.get(real_data.FULL, {})
-    lines = [f"### {title}", "", intro, ""]
+def delta_section(group: Group, results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """Each variant's paired deltas from full PSA-MF, over the seeds it shares with it."""
+    exps = members(group.name)
+    full = results.get(FULL, {})
+    lines = [f"### {group.title}", "", group.intro, ""]
     keys = ("mae", "corr", "acc2_non0", "f1_non0", "acc2_has0", "acc7")
     names = dict(METRICS)
     rows = [["full PSA-MF (absolute)", f"{len(full)} ({seeds_text(list(full))})",
              *(fmt_ms(k, [r["test"][k] for r in full.values()]) for k in keys), "", "", ""]]
     # The reference over the fewer seeds some variants share with it: a Δ over seeds 1-3 is
     # measured from full PSA-MF's mean over 1-3, which can sit far from its 5-seed mean.
-    subsets = sorted({tuple(sorted(set(results.get(e.key, {})) & set(full))) for e in members}
+    subsets = sorted({tuple(sorted(set(results.get(e.key, {})) & set(full))) for e in exps}
                      - {(), tuple(sorted(full))})
     for seeds in subsets:
         rows.append([f"full PSA-MF (absolute, seeds {seeds_text(seeds)})",
                      f"{len(seeds)} ({seeds_text(seeds)})",
                      *(fmt_ms(k, [full[s]["test"][k] for s in seeds]) for k in keys), "", "", ""])
-    for exp in members:
+    for exp in exps:
         runs = results.get(exp.key, {})
         common = sorted(set(runs) & set(full))
         if not common:
@@ -393,9 +300,9 @@ def curves_figure(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
         models = {
             exp.label: {seed: ([h["valid"]["mae"] for h in run["history"]], run["best_epoch"])
                         for seed, run in sorted(results[exp.key].items())}
-            for exp in real_data.EXPERIMENTS if exp.group == group and results.get(exp.key)}
+            for exp in members(group.name) if results.get(exp.key)}
         if models:
-            panels.append((GROUP_TITLES[group].split(" (")[0], models))
+            panels.append((group.title.split(" (")[0], models))
     if not panels:
         return []
     path = make_figures.validation_curves(make_figures.FIGURES / "valid_mae_by_epoch.png",
@@ -407,8 +314,8 @@ def curves_figure(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
 
 def deltas_figure(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     """Per-seed paired deltas from full PSA-MF for every ablation and design variant run."""
-    full = results.get(real_data.FULL, {})
-    variants = [e for e in real_data.EXPERIMENTS if e.group in ("ablation", "design")
+    full = results.get(FULL, {})
+    variants = [e for e in EXPERIMENTS if e.group in ("ablation", "design")
                 and set(results.get(e.key, {})) & set(full)]
     if not variants:
         return []
@@ -429,7 +336,7 @@ def per_seed_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]
              "tested). Wall time covers the whole `psamf train` process (data, personality "
              "cache, training, validation, test), summed over resumed attempts.", ""]
     rows = []
-    for exp in real_data.EXPERIMENTS:
+    for exp in EXPERIMENTS:
         for seed, r in sorted(results.get(exp.key, {}).items()):
             p = r.get("personality_encoder")
             if p is not None and not r.get("personality_pretrained"):
@@ -465,13 +372,13 @@ def speed_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
             lines.append(f"- {note}")
         lines.append("")
     if not speed:
-        lines += ["(no speed results yet: `.venv/bin/python benchmarks/speed.py`)", ""]
+        lines += ["(no speed results yet: `.venv/bin/python -m benchmarks.speed`)", ""]
     lines += ["### Wall time per epoch, from the benchmark runs", "",
               "Median over epochs 2.. of each run (an epoch = training + validation; the first "
               "epoch of a process also holds start-up). The machine was shared with other jobs, "
               "so these are upper bounds.", ""]
     rows = []
-    for exp in real_data.EXPERIMENTS:
+    for exp in EXPERIMENTS:
         runs = results.get(exp.key, {})
         epochs = [s for r in runs.values() for s in r.get("epoch_s", [])]
         rss = [r["peak_rss_mib"] for r in runs.values() if r.get("peak_rss_mib")]
@@ -493,24 +400,17 @@ def speed_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     return lines
 
 
-def _budget_without_epochs(budget: str) -> tuple[list[str], int]:
-    args = list(real_data.BUDGETS[budget])
-    epochs = [a for a in args if a.startswith("epochs=")]
-    for a in epochs:
-        args.remove(a)
-    return args, int(epochs[-1].split("=", 1)[1]) if epochs else 0
-
-
-def _expected_wall(budget: str, walls: dict[str, list[float]]) -> tuple[float | None, str]:
+def _expected_wall(budget: real_data.Budget, walls: dict[str, list[float]],
+                   ) -> tuple[float | None, str]:
     """Median wall seconds of a run on ``budget`` (suffix ''), or scaled by epochs from a
-    budget that differs only in epochs (suffix ' ~from NAME'), or (None, '')."""
-    if walls.get(budget):
-        return statistics.median(walls[budget]), ""
-    rest, epochs = _budget_without_epochs(budget)
-    for other, done in walls.items():
-        other_rest, other_epochs = _budget_without_epochs(other)
-        if done and other_rest == rest and other_epochs:
-            return statistics.median(done) * epochs / other_epochs, f" ~from {other}"
+    budget whose resolved config differs only in epochs (suffix ' ~from NAME'), or (None, '')."""
+    if walls.get(budget.name):
+        return statistics.median(walls[budget.name]), ""
+    mine = budget.config()
+    for name, done in walls.items():
+        other = real_data.BUDGETS[name].config()
+        if done and dataclasses.replace(other, epochs=mine.epochs) == mine:
+            return statistics.median(done) * mine.epochs / other.epochs, f" ~from {name}"
     return None, ""
 
 
@@ -519,12 +419,12 @@ def pending_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     # A run's expected wall time: the median over finished runs on the same budget whose wall
     # time covers the whole run (a "partial" wall_note would understate it).
     walls: dict[str, list[float]] = {}
-    for exp in real_data.EXPERIMENTS:
-        walls.setdefault(exp.budget, []).extend(
+    for exp in EXPERIMENTS:
+        walls.setdefault(exp.budget.name, []).extend(
             r["wall_s"] for r in results.get(exp.key, {}).values()
             if r.get("wall_s") and not r.get("wall_note"))
     rows, left_s = [], 0.0
-    for exp in real_data.EXPERIMENTS:
+    for exp in EXPERIMENTS:
         missing = [s for s in exp.seeds if not real_data.Job(exp, s).result_path.is_file()]
         if missing:
             started = [s for s in missing if real_data.Job(exp, s).run_dir.exists()]
@@ -533,12 +433,12 @@ def pending_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
             rows.append([exp.key, seeds_text(missing),
                          seeds_text(started) if started else "–",
                          f"{per_run / 60:.0f}{source}" if per_run else "–",
-                         f"`.venv/bin/python benchmarks/real_data.py run --group {exp.group} "
+                         f"`.venv/bin/python -m benchmarks.real_data run --group {exp.group} "
                          "--commit`"])
     for name, part in (("inference", "inference --threads 1"), ("mosei_train_memory", "memory")):
         if not (RESULTS / "speed" / f"{name}.json").is_file():
             rows.append([f"speed/{name}", "–", "–", "–",
-                         f"`.venv/bin/python benchmarks/speed.py {part}` (alone on the machine)"])
+                         f"`.venv/bin/python -m benchmarks.speed {part}` (alone on the machine)"])
     if not rows:
         return lines + ["Nothing: every queued experiment has its result file.", ""]
     lines.append("Result files not there yet (generated from the queue in `real_data.py`). "
@@ -557,7 +457,7 @@ def pending_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
 
 
 def personality_note(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
-    meant_untuned = {e.key for e in real_data.EXPERIMENTS if e.personality == "untuned"}
+    meant_untuned = {e.key for e in EXPERIMENTS if e.personality == "untuned"}
     untuned = sorted({f"{r['experiment']} seed {r['seed']}" for runs in results.values()
                       for r in runs.values()
                       if r.get("personality_encoder") and not r.get("personality_pretrained")
@@ -587,7 +487,7 @@ def identity_section(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]
     experiment's seeds, and whether the run recorded it or it was backfilled; warns about
     results that use P without a known identity, and experiments whose seeds differ in P."""
     rows, unknown, mixed = [], [], []
-    for exp in real_data.EXPERIMENTS:
+    for exp in EXPERIMENTS:
         runs = results.get(exp.key, {})
         if not runs:
             continue
@@ -646,14 +546,14 @@ def render() -> str:
         "MOSEI has text only.",
         "",
         "Reproduce (each command skips finished results and resumes interrupted runs): "
-        "`.venv/bin/python benchmarks/real_data.py run --commit` (the whole queue, "
+        "`.venv/bin/python -m benchmarks.real_data run --commit` (the whole queue, "
         "in priority order; `--group NAME` for one group, `--deadline HH:MM` to stop "
         "resumably; several queues may run side by side, e.g. two with `OMP_NUM_THREADS=1`, "
         "each taking the next unlocked job), "
-        "`.venv/bin/python benchmarks/speed.py inference --threads 1`, "
-        "`.venv/bin/python benchmarks/speed.py memory` (and `memory --steps 0` for one whole "
+        "`.venv/bin/python -m benchmarks.speed inference --threads 1`, "
+        "`.venv/bin/python -m benchmarks.speed memory` (and `memory --steps 0` for one whole "
         "MOSEI epoch), then "
-        "`.venv/bin/python benchmarks/make_results.py`.",
+        "`.venv/bin/python -m benchmarks.make_results`.",
         "",
     ]
     lines += personality_note(results)
@@ -664,17 +564,8 @@ def render() -> str:
         lines += comparison_section(group, results)
     lines += curves_figure(results)
     lines += ["## MOSI ablations and design choices (MiniLM)", ""]
-    lines += delta_section("ablation", "The paper's ablations", results,
-                           "Each variant removes one component (a flag of `PSAMFConfig`); "
-                           "same budget and seeds as full PSA-MF.")
-    lines += delta_section("design", "Design choices the paper leaves open", results,
-                           "Full PSA-MF uses: pretrained fusion layer N, fixed contrastive "
-                           "scale ln(1/0.07), alignment at hidden state 5 of MiniLM's 0..6, "
-                           "P from the personality-pretrained MiniLM, mean-pooled. "
-                           "`psamf-untuned-personality` changed two things at once (no "
-                           "pretraining, and first-token instead of mean pooling, the untuned "
-                           "folder having no trait head); it is kept as run and labelled so. "
-                           "`psamf-untuned-personality-mean` changes only the pretraining.")
+    lines += [line for group in GROUPS.values() if group.main is None
+              for line in delta_section(group, results)]
     lines += deltas_figure(results)
     lines += per_seed_section(results)
     lines += config_drift(results)

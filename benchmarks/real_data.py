@@ -3,7 +3,12 @@
 Every experiment is one ``psamf train`` run of one seed. Its result lands in
 ``benchmarks/results/<group>/<name>/seed-<k>.json`` (test + valid metrics of the checkpoint chosen
 on validation MAE, per-epoch history, the exact command, seed, encoders, git commit, wall time);
-``benchmarks/make_results.py`` turns those files into ``benchmarks/RESULTS.md``.
+``python -m benchmarks.make_results`` turns those files into ``benchmarks/RESULTS.md``.
+
+Budgets, experiments and groups are records declared below and checked when this module is
+imported: each experiment's settings are resolved into the ``TrainConfig`` its runs will use
+(the registered preset, then the budget's and the experiment's ``key=value`` overrides), so a
+typo fails at ``list``, not hours into a queue. Whether a model reads P comes from that config.
 
 The queue skips experiments whose result file exists and resumes interrupted run folders
 (``psamf train --resume``), so rerunning the same command continues where the last session
@@ -16,25 +21,21 @@ runs the next job that does not need it. Two experiments deliberately give P fro
 pretrained encoder (one change); the first pooled its first token (two changes). Results record
 the encoder and its content identity (``personality_identity``: hash, pooling, length).
 
-    .venv/bin/python benchmarks/real_data.py list              # the queue and what is done
-    .venv/bin/python benchmarks/real_data.py run --commit      # everything, in priority order
-    .venv/bin/python benchmarks/real_data.py run --group mosi-mpnet --commit
-    .venv/bin/python benchmarks/real_data.py run --experiment design/align-layer-6 --commit
-    .venv/bin/python benchmarks/real_data.py run --deadline 10:05 --commit   # stop (resumably)
-
-Groups, in queue order (inside a group, seed by seed): mosi-minilm (PSA-MF vs text-only, 5
-seeds), ablation (5 seeds), design (5 seeds), mosei-minilm, mosi-mpnet, mosi-mpnet-10ep (3 seeds),
-mosi-minilm-lr1e-4 (5 seeds).
+    .venv/bin/python -m benchmarks.real_data list              # the queue and what is done
+    .venv/bin/python -m benchmarks.real_data run --commit      # everything, in priority order
+    .venv/bin/python -m benchmarks.real_data run --group mosi-mpnet --commit
+    .venv/bin/python -m benchmarks.real_data run --experiment design/align-layer-6 --commit
+    .venv/bin/python -m benchmarks.real_data run --deadline 10:05 --commit   # stop (resumably)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import fcntl
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -42,15 +43,24 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from benchmarks.stats import fmt
 from psamf.data import default_data_root
+from psamf.errors import InputError
 from psamf.io import write_json
 from psamf.provenance import git_commit
-from psamf.training.config import DEFAULT_PERSONALITY_ENCODER
+from psamf.training import runs
+from psamf.training.config import (
+    DEFAULT_PERSONALITY_ENCODER,
+    TrainConfig,
+    apply_overrides,
+    parse_overrides,
+)
+from psamf.training.presets import get_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -59,72 +69,266 @@ LOGS = ROOT / "artifacts" / "bench-logs"
 PERSONALITY = DEFAULT_PERSONALITY_ENCODER  # relative: runs start in ROOT
 UNTUNED_PERSONALITY = "minilm"
 
-# Training budgets: the same for PSA-MF and its baseline. The authors' presets (batch 256/128,
-# up to 100 epochs) take days on a 2-core CPU; these converge in minutes (MOSI MiniLM) to hours.
-# Checkpoint = best validation MAE; ReduceLROnPlateau and early stopping on validation MAE.
-BUDGETS: dict[str, tuple[str, ...]] = {
-    "mosi-minilm": (
-        "--preset", "cpu", "--data", "mosi", "model.text_encoder=minilm", "epochs=10",
-        "batch_size=32", "eval_batch_size=64", "optim.lr_encoder=5e-5", "optim.lr_other=5e-4",
-        "optim.plateau_patience=1", "early_stopping_patience=3",
-    ),
-    "mosi-mpnet": (
-        "--preset", "cpu", "--data", "mosi", "model.text_encoder=mpnet", "epochs=6",
-        "batch_size=32", "eval_batch_size=64", "optim.lr_encoder=5e-5", "optim.lr_other=5e-4",
-        "optim.plateau_patience=1", "early_stopping_patience=2",
-    ),
-    "mosei-minilm": (
-        "--preset", "cpu", "--data", "mosei", "model.text_encoder=minilm", "epochs=4",
-        "batch_size=32", "eval_batch_size=64", "optim.lr_encoder=5e-5", "optim.lr_other=5e-4",
-        "optim.plateau_patience=0", "early_stopping_patience=2",
-    ),
-}
+
+# --- budgets, experiments, groups -----------------------------------------------------------------
 
 
-def _budget_with(base: str, old: str, new: str) -> tuple[str, ...]:
-    """``base``'s budget with the argument ``old`` replaced by ``new`` (``old`` must be in it, so
-    that a changed base budget cannot silently leave a variant equal to it)."""
-    if old not in BUDGETS[base]:
-        raise ValueError(f"budget {base!r} has no argument {old!r}")
-    return tuple(new if a == old else a for a in BUDGETS[base])
+@dataclass(frozen=True)
+class Budget:
+    """A training budget: a registered preset, the dataset, and settings on top, written as
+    ``psamf train`` takes them (RESULTS.md prints them as the command's arguments)."""
+
+    name: str
+    dataset: str
+    settings: dict[str, str]
+    preset: str = "cpu"
+
+    def __post_init__(self) -> None:
+        self.config()  # a typo or a bad value fails here, when the benchmarks are imported
+
+    def args(self) -> tuple[str, ...]:
+        return ("--preset", self.preset, "--data", self.dataset,
+                *(f"{k}={v}" for k, v in self.settings.items()))
+
+    def config(self, overrides: dict[str, str] | None = None) -> TrainConfig:
+        """The resolved config, as ``psamf train`` builds it from these arguments."""
+        items = [f"{k}={v}" for k, v in {**self.settings, **(overrides or {})}.items()]
+        return apply_overrides(get_preset(self.preset),
+                               {"data.name": self.dataset, **parse_overrides(items)})
+
+    def but(self, name: str, key: str, value: str) -> Budget:
+        """This budget with setting ``key`` (which it must have, so that a changed base cannot
+        silently leave a variant equal to it) set to ``value``."""
+        if key not in self.settings:
+            raise InputError(f"budget {self.name!r} has no setting {key!r}")
+        return dataclasses.replace(self, name=name, settings={**self.settings, key: value})
 
 
-# PSA-MF on MPNet was still improving on validation at epoch 6 (best epochs 5, 6, 5; text-only
-# 5, 3, 2): the same comparison with 10 epochs for both (benchmarks/explorations.md).
-BUDGETS["mosi-mpnet-10ep"] = _budget_with("mosi-mpnet", "epochs=6", "epochs=10")
-# PSA-MF on the MiniLM reached a lower validation MAE with the encoder at lr 1e-4 on each of seeds
-# 1-3 (2e-4 was worse on seed 1; benchmarks/explorations.md): the same comparison at 1e-4.
-BUDGETS["mosi-minilm-lr1e-4"] = _budget_with("mosi-minilm", "optim.lr_encoder=5e-5",
-                                             "optim.lr_encoder=1e-4")
+# The same for PSA-MF and its baseline. The authors' presets (batch 256/128, up to 100 epochs)
+# take days on a 2-core CPU; these converge in minutes (MOSI MiniLM) to hours. Checkpoint = best
+# validation MAE; ReduceLROnPlateau and early stopping on validation MAE.
+_CPU = {"batch_size": "32", "eval_batch_size": "64", "optim.lr_encoder": "5e-5",
+        "optim.lr_other": "5e-4"}
 
-TEXT_ONLY = ("model.model_type=text_finetune",)
-PSAMF = ("model.model_type=psamf",)
+
+def _budget(name: str, dataset: str, encoder: str, epochs: int, plateau: int,
+            stop: int) -> Budget:
+    return Budget(name, dataset, {"model.text_encoder": encoder, "epochs": str(epochs), **_CPU,
+                                  "optim.plateau_patience": str(plateau),
+                                  "early_stopping_patience": str(stop)})
+
+
+_MOSI_MINILM = _budget("mosi-minilm", "mosi", "minilm", epochs=10, plateau=1, stop=3)
+_MOSI_MPNET = _budget("mosi-mpnet", "mosi", "mpnet", epochs=6, plateau=1, stop=2)
+BUDGETS: dict[str, Budget] = {b.name: b for b in (
+    _MOSI_MINILM, _MOSI_MPNET,
+    _budget("mosei-minilm", "mosei", "minilm", epochs=4, plateau=0, stop=2),
+    # PSA-MF on MPNet was still improving on validation at epoch 6 (best epochs 5, 6, 5; text-only
+    # 5, 3, 2): the same comparison with 10 epochs for both (benchmarks/explorations.md).
+    _MOSI_MPNET.but("mosi-mpnet-10ep", "epochs", "10"),
+    # PSA-MF on the MiniLM reached a lower validation MAE with the encoder at lr 1e-4 on each of
+    # seeds 1-3 (2e-4 was worse on seed 1; benchmarks/explorations.md): the same at 1e-4.
+    _MOSI_MINILM.but("mosi-minilm-lr1e-4", "optim.lr_encoder", "1e-4"),
+)}
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """One model setting; ``seeds`` of it are queued."""
+    """One model setting (a budget plus overrides); ``seeds`` of it are queued. Its config is
+    resolved on construction, so a bad override fails when the module is imported."""
 
     group: str
     name: str
     label: str
-    budget: str
-    overrides: tuple[str, ...]
+    budget: Budget
+    overrides: dict[str, str]
     seeds: tuple[int, ...]
     baseline: str | None = None  # "group/name" this one is compared with (same seeds)
     notes: str = ""
     personality: str = "pretrained"  # P from PERSONALITY ("pretrained") or plain MiniLM
 
+    def __post_init__(self) -> None:
+        if self.personality not in ("pretrained", "untuned"):
+            raise InputError(f"experiment {self.key}: personality must be 'pretrained' or "
+                             f"'untuned', not {self.personality!r}")
+        try:
+            _ = self.config
+        except InputError as err:
+            raise InputError(f"experiment {self.key}: {err}") from None
+
     @property
     def key(self) -> str:
         return f"{self.group}/{self.name}"
 
+    @cached_property
+    def config(self) -> TrainConfig:
+        return self.budget.config(self.overrides)
+
     def uses_personality(self) -> bool:
-        return ("model.model_type=text_finetune" not in self.overrides
-                and "model.use_personality=false" not in self.overrides)
+        return self.config.uses_personality()  # the model registry and use_personality decide
 
     def waits_for_personality(self) -> bool:
         return self.uses_personality() and self.personality == "pretrained"
+
+
+@dataclass(frozen=True)
+class Goal:
+    """The issue's goals for one encoder (means over seeds): the candidate set-ups as (PSA-MF
+    experiment, its text-only baseline, label), the first being PSA-MF as specified, and the
+    (metric, target) pairs."""
+
+    encoder: str
+    candidates: tuple[tuple[str, str, str], ...]
+    targets: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class Group:
+    """Experiments that RESULTS.md reports together. ``main``: position among the main
+    comparisons (None: a section of deltas from full PSA-MF, with ``intro``)."""
+
+    name: str
+    title: str
+    main: int | None = None
+    intro: str = ""
+    goal: Goal | None = None
+
+
+PSAMF = {"model.model_type": "psamf"}
+TEXT_ONLY = {"model.model_type": "text_finetune"}
+MOSI_SEEDS = (1, 2, 3, 4, 5)
+FEW_SEEDS = (1, 2, 3)
+FULL = "mosi-minilm/psamf"
+
+
+def _pair(group: str, budget: str, seeds: tuple[int, ...], what: str,
+          psamf_label: str | None = None) -> tuple[Experiment, Experiment]:
+    """PSA-MF and text-only fine-tuning on the same budget and seeds."""
+    return (Experiment(group, "psamf", psamf_label or f"PSA-MF ({what})", BUDGETS[budget], PSAMF,
+                       seeds, baseline=f"{group}/text-finetune"),
+            Experiment(group, "text-finetune", f"text-only fine-tuning ({what})",
+                       BUDGETS[budget], TEXT_ONLY, seeds))
+
+
+def _design(name: str, label: str, overrides: dict[str, str], notes: str,
+            **extra: Any) -> Experiment:
+    return Experiment("design", name, label, _MOSI_MINILM, {**PSAMF, **overrides}, MOSI_SEEDS,
+                      baseline=FULL, notes=notes, **extra)
+
+
+_UNTUNED_NOTE = "default: personality-pretrained MiniLM, mean-pooled"
+EXPERIMENTS: tuple[Experiment, ...] = (
+    *_pair("mosi-minilm", "mosi-minilm", MOSI_SEEDS, "MiniLM"),
+    # The paper's ablations: each removes one component (config flags of PSAMFConfig).
+    *(Experiment("ablation", name, label, _MOSI_MINILM, {**PSAMF, f"model.{flag}": "false"},
+                 MOSI_SEEDS, baseline=FULL)
+      for name, label, flag in (
+          ("no-personality", "w/o personality features", "use_personality"),
+          ("no-prefusion", "w/o pre-fusion", "use_prefusion"),
+          ("no-enhanced-fusion", "w/o enhanced fusion", "use_enhanced_fusion"),
+          ("no-ps-loss", "w/o L_ps", "use_ps_loss"),
+          ("no-clm-loss", "w/o L_clm", "use_clm_loss"),
+      )),
+    # Design choices the paper leaves open, on full PSA-MF's 5 seeds. They first ran 3 seeds
+    # each; seeds 4-5 were added for every setting at once (before any of them ran), because
+    # full PSA-MF's seed 3 is poor and moved every 3-seed delta the same way.
+    _design("fusion-layer-fresh", "fusion layer N re-initialised (authors' code)",
+            {"model.fusion_layer_init": "fresh"}, "default: pretrained layer N"),
+    # Its seeds 4-5 ran first (their validation MAE had beaten the first token's on each of
+    # seeds 1-3, making it a candidate set-up for the goals: GROUPS["mosi-minilm"].goal).
+    _design("sentence-pooling-mean", "M, c and s mean-pooled (how the MiniLM was trained)",
+            {"model.sentence_pooling": "mean"}, "default: first token (the paper)"),
+    _design("contrastive-scale-learned", "contrastive scale learned",
+            {"model.contrastive_scale": "learned"}, "default: fixed ln(1/0.07)"),
+    # P from the plain MiniLM (no personality pretraining): does the pretraining matter? The
+    # untuned folder has no trait_head.json, so personality_pooling=auto reads its first token,
+    # while the pretrained encoder mean-pools: this first run changed two things at once. Kept
+    # (its commands are recorded as run) and labelled so; the "-mean" run changes one thing.
+    _design("psamf-untuned-personality",
+            "P from the untuned MiniLM, first-token pooled (two changes: no pretraining, and "
+            "first-token instead of mean pooling)", {}, _UNTUNED_NOTE, personality="untuned"),
+    _design("psamf-untuned-personality-mean",
+            "P from the untuned MiniLM, mean-pooled (no personality pretraining; pooling as "
+            "the pretrained encoder)", {"personality_pooling": "mean"}, _UNTUNED_NOTE,
+            personality="untuned"),
+    # Alignment hidden state: MiniLM has 6 layers (states 0..6); default 5 (= round(10/12 * 6)),
+    # 6 reads layer N's output, i.e. after pre-fusion.
+    *(_design(f"align-layer-{layer}", f"alignment at hidden state {layer}",
+              {"model.align_layer": str(layer)}, "default: hidden state 5 of 0..6")
+      for layer in (1, 2, 3, 4, 6)),
+    *_pair("mosei-minilm", "mosei-minilm", FEW_SEEDS, "MiniLM",
+           psamf_label="PSA-MF text + personality (MiniLM)"),
+    *_pair("mosi-mpnet", "mosi-mpnet", FEW_SEEDS, "MPNet"),
+    *_pair("mosi-mpnet-10ep", "mosi-mpnet-10ep", FEW_SEEDS, "MPNet, 10 epochs"),
+    *_pair("mosi-minilm-lr1e-4", "mosi-minilm-lr1e-4", MOSI_SEEDS, "MiniLM, encoder lr 1e-4"),
+)
+
+# In queue order. Further goal candidates are declared before their last seeds run: the 10-epoch
+# MPNet budget (PSA-MF still improving at epoch 6) and mean pooling for the MiniLM (lower
+# validation MAE than the first token on each of its first 3 seeds).
+_GROUPS = (
+    Group("mosi-minilm",
+          "CMU-MOSI, MiniLM-L6 (text + audio; PSA-MF vs text-only fine-tuning)", main=0,
+          goal=Goal("MiniLM", (
+              ("mosi-minilm/psamf", "mosi-minilm/text-finetune", "PSA-MF (MiniLM)"),
+              ("design/sentence-pooling-mean", "mosi-minilm/text-finetune",
+               "PSA-MF (MiniLM, M/c/s mean-pooled)"),
+              ("mosi-minilm-lr1e-4/psamf", "mosi-minilm-lr1e-4/text-finetune",
+               "PSA-MF (MiniLM, encoder lr 1e-4)")), (("acc2_non0", 85.0), ("mae", 0.74)))),
+    Group("ablation", "The paper's ablations",
+          intro="Each variant removes one component (a flag of `PSAMFConfig`); same budget and "
+                "seeds as full PSA-MF."),
+    Group("design", "Design choices the paper leaves open",
+          intro="Full PSA-MF uses: pretrained fusion layer N, fixed contrastive scale "
+                "ln(1/0.07), alignment at hidden state 5 of MiniLM's 0..6, P from the "
+                "personality-pretrained MiniLM, mean-pooled. `psamf-untuned-personality` "
+                "changed two things at once (no pretraining, and first-token instead of mean "
+                "pooling, the untuned folder having no trait head); it is kept as run and "
+                "labelled so. `psamf-untuned-personality-mean` changes only the pretraining."),
+    Group("mosei-minilm",
+          "CMU-MOSEI, MiniLM-L6 (text only; PSA-MF text + personality vs text-only)", main=4),
+    Group("mosi-mpnet",
+          "CMU-MOSI, MPNet-base (text + audio; PSA-MF vs text-only fine-tuning)", main=2,
+          goal=Goal("MPNet", (
+              ("mosi-mpnet/psamf", "mosi-mpnet/text-finetune", "PSA-MF (MPNet)"),
+              ("mosi-mpnet-10ep/psamf", "mosi-mpnet-10ep/text-finetune",
+               "PSA-MF (MPNet, 10 epochs)")), (("acc2_non0", 86.5), ("mae", 0.68)))),
+    Group("mosi-mpnet-10ep",
+          "CMU-MOSI, MPNet-base, 10 epochs (the same comparison, longer budget)", main=3),
+    Group("mosi-minilm-lr1e-4",
+          "CMU-MOSI, MiniLM-L6, encoder lr 1e-4 (the same comparison)", main=1),
+)
+GROUPS: dict[str, Group] = {g.name: g for g in _GROUPS}
+
+
+def experiment(key: str) -> Experiment:
+    for exp in EXPERIMENTS:
+        if exp.key == key:
+            return exp
+    raise KeyError(key)
+
+
+def members(group: str) -> list[Experiment]:
+    return [e for e in EXPERIMENTS if e.group == group]
+
+
+def _check_declarations() -> None:
+    """Cross-references between the records: unique keys, known groups, baselines and goal
+    set-ups, and one budget per group (its comparison table prints one)."""
+    keys = [e.key for e in EXPERIMENTS]
+    if len(set(keys)) != len(keys):
+        raise InputError(f"experiments declared twice: {sorted(keys)}")
+    refs = {e.baseline for e in EXPERIMENTS if e.baseline} | {
+        k for g in GROUPS.values() if g.goal for c in g.goal.candidates for k in c[:2]}
+    unknown = sorted({e.group for e in EXPERIMENTS} - set(GROUPS)) + sorted(refs - set(keys))
+    if unknown:
+        raise InputError(f"unknown group(s) or experiment(s) referenced: {unknown}")
+    for name in GROUPS:
+        if len({e.budget.name for e in members(name)}) != 1:
+            raise InputError(f"group {name!r} mixes budgets; give each budget its own group")
+
+
+_check_declarations()
 
 
 @dataclass(frozen=True)
@@ -146,110 +350,16 @@ class Job:
 
     @property
     def dataset(self) -> str:
-        budget = BUDGETS[self.experiment.budget]
-        return budget[budget.index("--data") + 1]
+        return self.experiment.budget.dataset
 
 
-MOSI_SEEDS = (1, 2, 3, 4, 5)
-FEW_SEEDS = (1, 2, 3)
-FULL = "mosi-minilm/psamf"
-
-EXPERIMENTS: tuple[Experiment, ...] = (
-    Experiment(group="mosi-minilm", name="psamf", label="PSA-MF (MiniLM)",
-               budget="mosi-minilm", overrides=PSAMF, seeds=MOSI_SEEDS,
-               baseline="mosi-minilm/text-finetune"),
-    Experiment(group="mosi-minilm", name="text-finetune", label="text-only fine-tuning (MiniLM)",
-               budget="mosi-minilm", overrides=TEXT_ONLY, seeds=MOSI_SEEDS),
-    # The paper's ablations: each removes one component (config flags of PSAMFConfig).
-    *(Experiment(group="ablation", name=name, label=label, budget="mosi-minilm",
-                 overrides=(*PSAMF, flag), seeds=MOSI_SEEDS, baseline=FULL)
-      for name, label, flag in (
-          ("no-personality", "w/o personality features", "model.use_personality=false"),
-          ("no-prefusion", "w/o pre-fusion", "model.use_prefusion=false"),
-          ("no-enhanced-fusion", "w/o enhanced fusion", "model.use_enhanced_fusion=false"),
-          ("no-ps-loss", "w/o L_ps", "model.use_ps_loss=false"),
-          ("no-clm-loss", "w/o L_clm", "model.use_clm_loss=false"),
-      )),
-    # Design choices the paper leaves open, on full PSA-MF's 5 seeds. They first ran 3 seeds
-    # each; seeds 4-5 were added for every setting at once (before any of them ran), because
-    # full PSA-MF's seed 3 is poor and moved every 3-seed delta the same way.
-    Experiment(group="design", name="fusion-layer-fresh",
-               label="fusion layer N re-initialised (authors' code)", budget="mosi-minilm",
-               overrides=(*PSAMF, "model.fusion_layer_init=fresh"), seeds=MOSI_SEEDS,
-               baseline=FULL, notes="default: pretrained layer N"),
-    # Its seeds 4-5 ran first (their validation MAE had beaten the first token's on each of
-    # seeds 1-3, making it a candidate set-up for the goals: make_results.GOALS).
-    Experiment(group="design", name="sentence-pooling-mean",
-               label="M, c and s mean-pooled (how the MiniLM was trained)", budget="mosi-minilm",
-               overrides=(*PSAMF, "model.sentence_pooling=mean"), seeds=MOSI_SEEDS,
-               baseline=FULL, notes="default: first token (the paper)"),
-    Experiment(group="design", name="contrastive-scale-learned",
-               label="contrastive scale learned", budget="mosi-minilm",
-               overrides=(*PSAMF, "model.contrastive_scale=learned"), seeds=MOSI_SEEDS,
-               baseline=FULL, notes="default: fixed ln(1/0.07)"),
-    # P from the plain MiniLM (no personality pretraining): does the pretraining matter? The
-    # untuned folder has no trait_head.json, so personality_pooling=auto reads its first token,
-    # while the pretrained encoder mean-pools: this first run changed two things at once. Kept
-    # (its commands are recorded as run) and labelled so; the "-mean" run changes one thing.
-    Experiment(group="design", name="psamf-untuned-personality",
-               label="P from the untuned MiniLM, first-token pooled (two changes: no "
-                     "pretraining, and first-token instead of mean pooling)",
-               budget="mosi-minilm", overrides=PSAMF, seeds=MOSI_SEEDS, baseline=FULL,
-               personality="untuned",
-               notes="default: personality-pretrained MiniLM, mean-pooled"),
-    Experiment(group="design", name="psamf-untuned-personality-mean",
-               label="P from the untuned MiniLM, mean-pooled (no personality pretraining; "
-                     "pooling as the pretrained encoder)",
-               budget="mosi-minilm", overrides=(*PSAMF, "personality_pooling=mean"),
-               seeds=MOSI_SEEDS, baseline=FULL, personality="untuned",
-               notes="default: personality-pretrained MiniLM, mean-pooled"),
-    # Alignment hidden state: MiniLM has 6 layers (states 0..6); default 5 (= round(10/12 * 6)),
-    # 6 reads layer N's output, i.e. after pre-fusion.
-    *(Experiment(group="design", name=f"align-layer-{layer}",
-                 label=f"alignment at hidden state {layer}", budget="mosi-minilm",
-                 overrides=(*PSAMF, f"model.align_layer={layer}"), seeds=MOSI_SEEDS,
-                 baseline=FULL, notes="default: hidden state 5 of 0..6")
-      for layer in (1, 2, 3, 4, 6)),
-    Experiment(group="mosei-minilm", name="psamf", label="PSA-MF text + personality (MiniLM)",
-               budget="mosei-minilm", overrides=PSAMF, seeds=FEW_SEEDS,
-               baseline="mosei-minilm/text-finetune"),
-    Experiment(group="mosei-minilm", name="text-finetune", label="text-only fine-tuning (MiniLM)",
-               budget="mosei-minilm", overrides=TEXT_ONLY, seeds=FEW_SEEDS),
-    Experiment(group="mosi-mpnet", name="psamf", label="PSA-MF (MPNet)", budget="mosi-mpnet",
-               overrides=PSAMF, seeds=FEW_SEEDS, baseline="mosi-mpnet/text-finetune"),
-    Experiment(group="mosi-mpnet", name="text-finetune", label="text-only fine-tuning (MPNet)",
-               budget="mosi-mpnet", overrides=TEXT_ONLY, seeds=FEW_SEEDS),
-    Experiment(group="mosi-mpnet-10ep", name="psamf", label="PSA-MF (MPNet, 10 epochs)",
-               budget="mosi-mpnet-10ep", overrides=PSAMF, seeds=FEW_SEEDS,
-               baseline="mosi-mpnet-10ep/text-finetune"),
-    Experiment(group="mosi-mpnet-10ep", name="text-finetune",
-               label="text-only fine-tuning (MPNet, 10 epochs)", budget="mosi-mpnet-10ep",
-               overrides=TEXT_ONLY, seeds=FEW_SEEDS),
-    Experiment(group="mosi-minilm-lr1e-4", name="psamf", label="PSA-MF (MiniLM, encoder lr 1e-4)",
-               budget="mosi-minilm-lr1e-4", overrides=PSAMF, seeds=MOSI_SEEDS,
-               baseline="mosi-minilm-lr1e-4/text-finetune"),
-    Experiment(group="mosi-minilm-lr1e-4", name="text-finetune",
-               label="text-only fine-tuning (MiniLM, encoder lr 1e-4)",
-               budget="mosi-minilm-lr1e-4", overrides=TEXT_ONLY, seeds=MOSI_SEEDS),
-)
-GROUPS: tuple[str, ...] = ("mosi-minilm", "ablation", "design", "mosei-minilm", "mosi-mpnet",
-                           "mosi-mpnet-10ep", "mosi-minilm-lr1e-4")
-
-
-def experiment(key: str) -> Experiment:
-    for exp in EXPERIMENTS:
-        if exp.key == key:
-            return exp
-    raise KeyError(key)
-
-
-def queue(groups: tuple[str, ...] = GROUPS) -> list[Job]:
+def queue(groups: tuple[str, ...] = tuple(GROUPS)) -> list[Job]:
     """Jobs in priority order: group by group, and inside a group seed by seed (interleaved)."""
     jobs: list[Job] = []
     for group in groups:
-        members = [e for e in EXPERIMENTS if e.group == group]
-        for seed in sorted({s for e in members for s in e.seeds}):
-            jobs.extend(Job(e, seed) for e in members if seed in e.seeds)
+        exps = members(group)
+        for seed in sorted({s for e in exps for s in e.seeds}):
+            jobs.extend(Job(e, seed) for e in exps if seed in e.seeds)
     return jobs
 
 
@@ -267,7 +377,8 @@ def now() -> str:
 
 def train_args(job: Job) -> list[str]:
     exp = job.experiment
-    args = ["train", *BUDGETS[exp.budget], *exp.overrides, f"seeds={job.seed}"]
+    args = ["train", *exp.budget.args(), *(f"{k}={v}" for k, v in exp.overrides.items()),
+            f"seeds={job.seed}"]
     if exp.uses_personality():
         untuned = exp.personality == "untuned"
         args.append(f"personality_encoder={UNTUNED_PERSONALITY if untuned else PERSONALITY}")
@@ -276,7 +387,6 @@ def train_args(job: Job) -> list[str]:
 
 # --- running one job ------------------------------------------------------------------------------
 
-EPOCH_LINE = re.compile(r"seed \d+ epoch (\d+)/(\d+): ")
 ATTEMPTS_FILE = "bench_attempts.json"
 
 
@@ -287,7 +397,6 @@ class Attempt:
     started: str
     wall_s: float = 0.0
     rc: int | None = None
-    epoch_end_s: dict[str, float] = field(default_factory=dict)  # epoch -> seconds after start
     # What the wall time depends on besides the code: torch threads and how busy the machine was.
     omp_threads: str | None = field(default_factory=lambda: os.environ.get("OMP_NUM_THREADS"))
     load_at_start: float = field(default_factory=lambda: round(os.getloadavg()[0], 2))
@@ -389,10 +498,7 @@ def run_psamf(job: Job, *, deadline: float | None, lock: Any) -> int:
                 elapsed = time.monotonic() - start
                 log.write(line)
                 log.flush()
-                match = EPOCH_LINE.search(line)
-                if match:
-                    attempt.epoch_end_s[match.group(1)] = round(elapsed, 2)
-                    print(f"[bench]   {line.strip()}", flush=True)
+                print(f"[bench]   {line.rstrip()}", flush=True)
                 if run_dir.exists():  # keep the record current: a session may end any time
                     if index is None:
                         index = len(_attempts(run_dir))
@@ -418,24 +524,15 @@ def run_psamf(job: Job, *, deadline: float | None, lock: Any) -> int:
     return proc.returncode
 
 
-def _epoch_seconds(attempts: list[dict[str, Any]]) -> list[float]:
-    """Seconds per epoch (training + validation), from consecutive epoch ends within an attempt.
-
-    The first epoch of each attempt also holds start-up (data, P cache, model load), so it is
-    left out.
-    """
-    out: list[float] = []
-    for attempt in attempts:
-        ends = sorted((int(k), v) for k, v in attempt.get("epoch_end_s", {}).items())
-        out.extend(round(b[1] - a[1], 2) for a, b in zip(ends, ends[1:], strict=False)
-                   if b[0] == a[0] + 1)
-    return out
+def _epoch_seconds(history: list[dict[str, Any]]) -> list[float]:
+    """Seconds per epoch (training + validation) as the run recorded them in its metrics.json,
+    from epoch 2 on (the first epoch of a process used to hold start-up, and RESULTS.md's
+    medians have always left it out)."""
+    return [round(sum(h["seconds"].values()), 2) for h in history[1:] if h.get("seconds")]
 
 
 def collect(job: Job) -> dict[str, Any] | None:
     """Build the result JSON from a finished run folder (None if the seed has not finished)."""
-    from psamf.training import runs
-
     metrics = runs.read_seed_metrics(job.run_dir, job.seed)
     if metrics is None:
         return None
@@ -480,7 +577,7 @@ def collect(job: Job) -> dict[str, Any] | None:
         "personality_identity": identity,
         "personality_identity_source": identity_source,
         "personality_identity_note": identity_note,
-        "budget": exp.budget,
+        "budget": exp.budget.name,
         "command": run_info.get("command"),
         "resume_commands": [a["command"] for a in attempts if "--resume" in a["command"]],
         "git_commit": first.get("commit", "unknown"),
@@ -490,7 +587,7 @@ def collect(job: Job) -> dict[str, Any] | None:
         "wall_note": ("the first attempt was stopped before the runner recorded attempts "
                       "incrementally; its wall time is missing from wall_s and epoch_s"
                       if resumed_first else ""),
-        "epoch_s": _epoch_seconds(attempts),
+        "epoch_s": _epoch_seconds(metrics.get("history", [])),
         "peak_rss_mib": max((a["peak_rss_mib"] for a in attempts if a.get("peak_rss_mib")),
                             default=None),
         "finished_at": dt.datetime.fromtimestamp(metrics_path.stat().st_mtime, dt.timezone.utc)
@@ -535,11 +632,10 @@ def regenerate_results() -> list[Path]:
     """Rewrite RESULTS.md and its figures; return their paths (what a result commit includes).
 
     A failure here is reported and skipped: the result file is already written and still gets
-    committed, and the queue goes on (rerun make_results.py once it is fixed)."""
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_results.py")],
-                          cwd=ROOT)
+    committed, and the queue goes on (rerun benchmarks.make_results once it is fixed)."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.make_results"], cwd=ROOT)
     if done.returncode != 0:
-        print(f"[bench] make_results.py failed (exit {done.returncode}); RESULTS.md not "
+        print(f"[bench] benchmarks.make_results failed (exit {done.returncode}); RESULTS.md not "
               "regenerated", flush=True)
         return []
     return [ROOT / "benchmarks" / "RESULTS.md",
@@ -569,10 +665,7 @@ def _parse_deadline(text: str | None) -> float | None:
 
 
 def _selected(args: argparse.Namespace) -> list[Job]:
-    groups = tuple(args.group) if args.group else GROUPS
-    unknown = sorted(set(groups) - set(GROUPS))
-    if unknown:
-        sys.exit(f"unknown group(s) {unknown}; choose from {list(GROUPS)}")
+    groups = tuple(args.group) if args.group else tuple(GROUPS)  # argparse checked the names
     jobs = queue(groups)
     if args.experiment:
         keys = {e.key for e in EXPERIMENTS if e.group in groups}
@@ -611,10 +704,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0 if regenerate_results() else 1
 
 
-def _jobs_todo(jobs: list[Job]) -> Iterator[Job]:
-    for job in jobs:
-        if not job.result_path.is_file():
-            yield job
+def _jobs_todo(jobs: list[Job]) -> list[Job]:
+    return [job for job in jobs if not job.result_path.is_file()]
 
 
 def missing_data(jobs: list[Job]) -> list[Path]:
@@ -627,7 +718,7 @@ def missing_data(jobs: list[Job]) -> list[Path]:
 def cmd_run(args: argparse.Namespace) -> int:
     deadline = _parse_deadline(args.deadline)
     jobs = _selected(args)
-    if missing := missing_data(list(_jobs_todo(jobs))):
+    if missing := missing_data(_jobs_todo(jobs)):
         print("[bench] data not found: " + ", ".join(str(m) for m in missing) + " (see "
               "../shared/data/README.md, or set PSAMF_DATA_ROOT)", flush=True)
         return 2
@@ -689,8 +780,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                     continue
             write_json(job.result_path, result)
         test = result["test"]
-        print(f"[bench] {job.experiment.key} seed {job.seed}: test MAE {test['mae']:.4f} "
-              f"Acc-2 non0 {test['acc2_non0']:.2f} (best epoch {result['best_epoch']}, "
+        print(f"[bench] {job.experiment.key} seed {job.seed}: test MAE "
+              f"{fmt('mae', test['mae'])} Acc-2 non0 {fmt('acc2_non0', test['acc2_non0'])} "
+              f"(best epoch {result['best_epoch']}, "
               f"{result['wall_s']:.0f} s) -> {os.path.relpath(job.result_path, ROOT)}",
               flush=True)
         report = regenerate_results()
@@ -714,7 +806,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("list", "run", "collect"):
         p = sub.add_parser(name)
-        p.add_argument("--group", action="append", choices=GROUPS,
+        p.add_argument("--group", action="append", choices=list(GROUPS),
                        help="only these groups (repeatable; default all, in queue order)")
         p.add_argument("--experiment", action="append", metavar="GROUP/NAME",
                        help="only these experiments, e.g. design/align-layer-6 (repeatable; "

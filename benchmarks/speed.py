@@ -1,8 +1,8 @@
 """Speed and memory on CPU: inference throughput and latency, peak memory of a MOSEI training run.
 
-    .venv/bin/python benchmarks/speed.py inference [--run RUN_DIR]   # quick (a minute or two)
-    .venv/bin/python benchmarks/speed.py memory                      # a MOSEI run of ~200 steps
-    .venv/bin/python benchmarks/speed.py memory --steps 0            # one whole MOSEI epoch
+    .venv/bin/python -m benchmarks.speed inference [--run RUN_DIR]  # quick (a minute or two)
+    .venv/bin/python -m benchmarks.speed memory                     # a MOSEI run of ~200 steps
+    .venv/bin/python -m benchmarks.speed memory --steps 0           # one whole MOSEI epoch
 
 ``inference`` times ``psamf predict``'s model path (tokenize, personality encoder -> P, model
 forward) on real MOSI test transcripts and audio: utterances/s at batch 64 and single-utterance
@@ -30,11 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import real_data  # noqa: E402  (sibling script)
-
-from psamf.provenance import git_commit, machine  # noqa: E402
+from benchmarks import real_data
+from psamf.provenance import git_commit, machine
 
 ROOT = real_data.ROOT
 SPEED = real_data.RESULTS / "speed"
@@ -139,7 +136,7 @@ def inference(args: argparse.Namespace) -> dict[str, Any]:
                      f"encoders, one prediction): {cli:.1f} s.")
     return {
         "title": "Inference on CPU: `psamf predict`'s model path",
-        "command": "benchmarks/speed.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": "python -m benchmarks.speed " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "git_commit": commit,
         "machine": load_at_start,
         "measured_at": real_data.now(),
@@ -175,7 +172,7 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
     name = f"mosei-memory-{'full-' if full else ''}{int(time.time())}"
     limits = [] if full else [f"data.limit_train={args.steps * 32}", "data.limit_valid=256",
                               "data.limit_test=256"]
-    train_args = ["train", *real_data.BUDGETS["mosei-minilm"], "model.model_type=psamf",
+    train_args = ["train", *real_data.BUDGETS["mosei-minilm"].args(), "model.model_type=psamf",
                   "epochs=1", "seeds=1", *limits,
                   f"personality_encoder={_personality_encoder()}",
                   "--out", str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out),

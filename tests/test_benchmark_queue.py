@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from benchmarks import real_data
+from psamf.errors import InputError
 
-import real_data  # noqa: E402  (benchmark script, not a package)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("text", ["10:05:00", "25:00", "noon", "12:61"])
@@ -29,14 +30,72 @@ def test_deadline_forms() -> None:
     assert -12 * 3600 <= real_data._parse_deadline("00:00") - time.time() <= 24 * 3600
 
 
-def test_a_budget_variant_changes_exactly_the_argument_it_names() -> None:
-    longer = real_data._budget_with("mosi-mpnet", "epochs=6", "epochs=10")
+def test_a_budget_variant_changes_exactly_the_setting_it_names() -> None:
     base = real_data.BUDGETS["mosi-mpnet"]
-    assert [(a, b) for a, b in zip(base, longer, strict=True) if a != b] == [
+    longer = base.but("longer", "epochs", "10")
+    assert [(a, b) for a, b in zip(base.args(), longer.args(), strict=True) if a != b] == [
         ("epochs=6", "epochs=10")]
-    # A variant whose argument is missing from the base would silently equal the base.
-    with pytest.raises(ValueError, match="epochs=7"):
-        real_data._budget_with("mosi-mpnet", "epochs=7", "epochs=10")
+    assert longer.config().epochs == 10 and base.config().epochs == 6
+    # A variant whose setting is missing from the base would silently equal the base.
+    with pytest.raises(InputError, match="epoch"):
+        base.but("typo", "epoch", "10")
+
+
+def test_a_budget_resolves_as_psamf_train_resolves_its_arguments() -> None:
+    from psamf.cli import build_parser
+    from psamf.commands.train import build_config
+
+    for budget in real_data.BUDGETS.values():
+        args = build_parser().parse_args(["train", *budget.args()])
+        assert build_config(args) == budget.config(), budget.name
+
+
+@pytest.mark.parametrize("overrides", [{"model.align_layr": "3"}, {"epochs": "ten"},
+                                       {"model.model_type": "psamff"}])
+def test_a_bad_override_fails_when_the_experiment_is_declared(overrides) -> None:
+    with pytest.raises(InputError, match="experiment g/typo"):
+        real_data.Experiment("g", "typo", "typo", real_data.BUDGETS["mosi-minilm"],
+                             {**real_data.PSAMF, **overrides}, (1,))
+
+
+def test_a_typo_in_the_declarations_fails_at_list(tmp_path) -> None:
+    """The declarations are checked on import: `list` exits at once, naming the bad key."""
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    source = (ROOT / "benchmarks" / "real_data.py").read_text(encoding="utf-8")
+    assert '{"model.align_layer": str(layer)}' in source
+    (bench / "real_data.py").write_text(source.replace(
+        '{"model.align_layer": str(layer)}', '{"model.align_layr": str(layer)}'),
+        encoding="utf-8")
+    for name in ("__init__.py", "stats.py"):
+        (bench / name).write_text((ROOT / "benchmarks" / name).read_text(encoding="utf-8"),
+                                  encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(tmp_path)])}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.real_data", "list"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "model.align_layr" in done.stderr
+    assert "experiment design/align-layer-1" in done.stderr
+    ok = subprocess.run([sys.executable, "-m", "benchmarks.real_data", "list"], cwd=ROOT,
+                        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "design/align-layer-1" in ok.stdout
+
+
+def test_uses_personality_comes_from_the_resolved_config() -> None:
+    reads_p = {e.key: e.uses_personality() for e in real_data.EXPERIMENTS}
+    assert reads_p["mosi-minilm/psamf"] and reads_p["design/psamf-untuned-personality-mean"]
+    assert not reads_p["mosi-minilm/text-finetune"] and not reads_p["ablation/no-personality"]
+    untuned = real_data.Job(real_data.experiment("design/psamf-untuned-personality"), 1)
+    assert real_data.train_args(untuned)[-1] == "personality_encoder=minilm"
+    text = real_data.Job(real_data.experiment("mosi-minilm/text-finetune"), 1)
+    assert not any(a.startswith("personality_encoder=") for a in real_data.train_args(text))
+
+
+def test_every_group_is_one_record_with_one_budget() -> None:
+    assert [g.name for g in sorted((g for g in real_data.GROUPS.values() if g.main is not None),
+                                   key=lambda g: g.main)][:1] == ["mosi-minilm"]
+    for name in real_data.GROUPS:
+        assert len({e.budget.name for e in real_data.members(name)}) == 1, name
 
 
 def test_every_job_names_its_dataset_and_missing_data_is_reported(tmp_path, monkeypatch) -> None:
@@ -83,10 +142,9 @@ def _children(pid: int) -> list[int]:
 def test_speed_memory_stops_its_training_run_when_terminated(tmp_path, shared_data) -> None:
     """A session ending (SIGTERM) must not leave `psamf train` running on its own."""
     root = shared_data("mosei")
-    script = Path(real_data.__file__).with_name("speed.py")
     env = {**os.environ, "PSAMF_DATA_ROOT": str(root)}
-    bench = subprocess.Popen([sys.executable, str(script), "memory", "--steps", "1",
-                              "--out", str(tmp_path)], env=env, stdout=subprocess.PIPE,
+    bench = subprocess.Popen([sys.executable, "-m", "benchmarks.speed", "memory", "--steps", "1",
+                              "--out", str(tmp_path)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 60
@@ -117,8 +175,9 @@ def test_a_result_always_states_which_p_produced_it(tmp_path, monkeypatch, model
 
     monkeypatch.setattr(real_data, "RUNS", tmp_path / "runs")
     model_type = model.split("-")[0]
-    exp = real_data.Experiment(group="g", name=model, label=model, budget="mosi-minilm",
-                               overrides=(f"model.model_type={model_type}",), seeds=(0,),
+    exp = real_data.Experiment(group="g", name=model, label=model,
+                               budget=real_data.BUDGETS["mosi-minilm"],
+                               overrides={"model.model_type": model_type}, seeds=(0,),
                                personality="untuned")
     job = real_data.Job(exp, 0)
     encoder = tiny_encoder(tmp_path / "enc")
@@ -142,3 +201,10 @@ def test_a_result_always_states_which_p_produced_it(tmp_path, monkeypatch, model
         assert result["personality_identity_source"] == "none"
         reason = "no P" if model == "text_finetune" else "not recorded by the run"
         assert reason in result["personality_identity_note"]
+
+
+def test_epoch_seconds_come_from_the_runs_own_history() -> None:
+    history = [{"epoch": 1, "seconds": {"train": 60.0, "valid": 2.5}},
+               {"epoch": 2, "seconds": {"train": 50.125, "valid": 2.0}},
+               {"epoch": 3, "seconds": {"train": 40.0, "valid": 1.0}}]
+    assert real_data._epoch_seconds(history) == [52.12, 41.0]  # epoch 1 left out, as before

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import make_results  # noqa: E402  (benchmark script, not a package)
+from benchmarks import make_results, real_data
+from benchmarks import stats as bench_stats
 
 
 def _runs(values: dict[int, tuple[float, float]]) -> dict[int, dict]:
@@ -21,15 +17,15 @@ def _runs(values: dict[int, tuple[float, float]]) -> dict[int, dict]:
 def test_paired_p_is_the_paired_t_test_over_common_seeds() -> None:
     variant = _runs({1: (0.80, 82.0), 2: (0.84, 80.5), 3: (0.79, 83.1), 4: (0.90, 79.0)})
     full = _runs({1: (0.78, 83.0), 2: (0.81, 81.0), 3: (0.80, 82.9), 5: (0.70, 85.0)})
-    deltas = make_results.paired_deltas(variant, full, "mae")
+    deltas = bench_stats.paired_deltas(variant, full, "mae")
     assert deltas == pytest.approx([0.02, 0.03, -0.01])  # seeds 4 and 5 are unpaired
     expected = stats.ttest_rel([0.80, 0.84, 0.79], [0.78, 0.81, 0.80]).pvalue
-    assert make_results.paired_p(deltas) == f"{expected:.2f}"
+    assert bench_stats.paired_p(deltas) == f"{expected:.2f}"
 
 
 @pytest.mark.parametrize("deltas", [[0.01], [0.02, 0.02, 0.02]])
 def test_paired_p_is_undefined_for_one_seed_or_no_spread(deltas: list[float]) -> None:
-    assert make_results.paired_p(deltas) == "–"
+    assert bench_stats.paired_p(deltas) == "–"
 
 
 def test_goal_table_says_by_how_much_a_goal_is_missed() -> None:
@@ -54,7 +50,7 @@ def _with_valid(runs: dict[int, dict], valid_mae: float) -> dict[int, dict]:
 def test_goals_add_the_set_up_chosen_on_validation_never_on_test() -> None:
     six = _with_valid(_runs({1: (0.70, 86.0), 2: (0.69, 86.2), 3: (0.70, 86.1)}), 0.67)
     ten_worse_on_test = _runs({1: (0.71, 85.0), 2: (0.72, 85.1), 3: (0.73, 85.2)})
-    candidates = make_results.GOALS["MPNet"][0]
+    candidates = real_data.GROUPS["mosi-mpnet"].goal.candidates
     partial = {"mosi-mpnet/psamf": six,
                "mosi-mpnet-10ep/psamf": _with_valid({1: ten_worse_on_test[1]}, 0.60)}
     assert make_results.goal_choice(candidates, partial)[0] == 0  # 1 of 3 seeds: waits
@@ -96,16 +92,16 @@ def test_figures_are_drawn_from_the_result_histories(tmp_path, monkeypatch) -> N
 
 def test_a_nan_metric_gives_a_nan_mean_not_a_crash() -> None:
     # Corr is NaN for a seed whose predictions were constant; statistics.stdev raises on it.
-    mean, std = make_results.mean_std([0.7, float("nan")])
+    mean, std = bench_stats.mean_std([0.7, float("nan")])
     assert mean != mean and std != std
-    assert make_results.fmt_ms("corr", [0.7, float("nan")]) == "–"
-    assert make_results.paired_p([0.01, float("nan"), 0.02]) == "–"
+    assert bench_stats.fmt_ms("corr", [0.7, float("nan")]) == "–"
+    assert bench_stats.paired_p([0.01, float("nan"), 0.02]) == "–"
 
 
 def test_ahead_by_more_than_one_std_compares_the_same_seeds() -> None:
     psamf = _runs({1: (0.70, 85.0), 2: (0.72, 84.0), 3: (0.95, 70.0)})  # seed 3 has no pair
     text = _runs({1: (0.80, 83.0), 2: (0.82, 82.0)})
-    gain, spread = make_results.gain_and_spread(psamf, text, "mae")
+    gain, spread = bench_stats.gain_and_spread(psamf, text, "mae")
     assert gain == pytest.approx(0.10)  # not 0.81 - 0.79 over unequal seed sets
     assert spread == pytest.approx(0.0141421, rel=1e-4)
 
@@ -113,10 +109,13 @@ def test_ahead_by_more_than_one_std_compares_the_same_seeds() -> None:
 def test_a_budget_with_no_finished_run_is_estimated_from_one_differing_only_in_epochs() -> None:
     walls = {"mosi-mpnet": [1800.0, 2400.0, 2100.0], "mosi-minilm": [600.0]}
     # mosi-mpnet-10ep is mosi-mpnet with epochs=10 instead of 6.
-    per_run, source = make_results._expected_wall("mosi-mpnet-10ep", walls)
+    budgets = real_data.BUDGETS
+    per_run, source = make_results._expected_wall(budgets["mosi-mpnet-10ep"], walls)
     assert per_run == pytest.approx(2100.0 * 10 / 6) and "mosi-mpnet" in source
-    assert make_results._expected_wall("mosi-minilm", walls) == (600.0, "")
-    assert make_results._expected_wall("mosei-minilm", walls) == (None, "")
+    assert make_results._expected_wall(budgets["mosi-minilm"], walls) == (600.0, "")
+    assert make_results._expected_wall(budgets["mosei-minilm"], walls) == (None, "")
+    # The lr 1e-4 budget differs from mosi-minilm in more than epochs: not scaled from it.
+    assert make_results._expected_wall(budgets["mosi-minilm-lr1e-4"], walls) == (None, "")
 
 
 def test_deltas_over_fewer_seeds_show_the_reference_over_those_seeds() -> None:
@@ -127,7 +126,7 @@ def test_deltas_over_fewer_seeds_show_the_reference_over_those_seeds() -> None:
     for runs in results.values():
         for run in runs.values():
             run["test"].update(corr=0.7, f1_non0=80.0, acc2_has0=80.0, acc7=40.0)
-    lines = make_results.delta_section("design", "Design", results, "intro")
+    lines = make_results.delta_section(real_data.GROUPS["design"], results)
     subset = [line for line in lines if line.startswith("| full PSA-MF (absolute, seeds 1,2,3)")]
     assert len(subset) == 1 and "| 0.823 ± 0.038 |" in subset[0]
 
