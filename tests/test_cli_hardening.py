@@ -307,8 +307,8 @@ def test_pretrain_personality_writes_no_bars_into_a_log(workdir, encoder, tmp_pa
     with log.open("w") as err:
         done = subprocess.run(
             _psamf("-v", "pretrain-personality", "--data", str(corpus), "--backbone", encoder,
-                   "--out", str(tmp_path / "enc"), "--epochs", "1", "--batch-size", "8",
-                   "--max-tokens", "16", "--device", "cpu"),
+                   "--out", str(tmp_path / "enc"), "epochs=1", "batch_size=8",
+                   "max_tokens=16", "--device", "cpu"),
             env=env, stdout=subprocess.DEVNULL, stderr=err, timeout=300,
         )
     text = log.read_text()

@@ -187,7 +187,7 @@ def test_stopped_between_checkpoint_and_best_then_resume_restores_best(
     save_best = Trainer._save_best
 
     def stop_before_last_best(self, model, loop):
-        if loop["best_epoch"] == best_epoch:
+        if loop.best_epoch == best_epoch:
             raise KeyboardInterrupt
         save_best(self, model, loop)
 

@@ -19,6 +19,7 @@ _EXPORTS = {
     "PretrainConfig": "config",
     "TraitModel": "pretrain",
     "pretrain_personality": "pretrain",
+    "resume_pretraining": "pretrain",
 }
 __all__ = sorted(_EXPORTS)
 

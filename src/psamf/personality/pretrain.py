@@ -10,9 +10,13 @@ accuracy (1 - MAE) is kept. The test split is scored once, at the end, with the 
 Empty transcripts are dropped from training (logged count); at evaluation every predictor gives
 them the training means, so reported figures cover every clip of a split.
 
-Work in progress lives in ``<out>.partial/`` (recipe, baselines, last-epoch checkpoint); a rerun
-with the same recipe continues from there. The finished folder is written atomically and the
-partial folder removed.
+The loop is built from the parts sentiment training uses too (``psamf.training.loop``): the same
+seeding, epoch order, ``LoopState`` in the training checkpoint, ``best/`` weights folder and
+divergence error. Work in progress lives in ``<out>.partial/``: ``config.yaml`` (the resolved
+config), ``baselines.json``, ``checkpoint/`` (after every epoch) and ``best/``.
+``resume_pretraining(out)`` (CLI ``--resume OUT``) continues it from its saved config; running the
+same config again continues it too. The finished folder is written atomically (with its
+``config.yaml``) and the partial folder removed.
 """
 
 from __future__ import annotations
@@ -31,11 +35,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from psamf.backbones import resolve_backbone
-from psamf.checkpointing import load_tensors
 from psamf.data.dataset import PersonalityDataset, PersonalitySplit
 from psamf.device import resolve_device
 from psamf.errors import InputError, NotFoundError, TrainingDivergedError
-from psamf.io import atomic_dir, write_json
+from psamf.io import atomic_dir, recover_dir, write_json
 from psamf.personality.baselines import frozen_ridge, nonempty_mask
 from psamf.personality.config import PretrainConfig
 from psamf.personality.head import TraitHead, pool
@@ -43,11 +46,22 @@ from psamf.personality.report import metrics_table, model_card
 from psamf.progress import bars_enabled
 from psamf.training.checkpoint import (
     has_training_checkpoint,
+    load_model_weights,
     load_training_checkpoint,
     save_training_checkpoint,
 )
+from psamf.training.loop import (
+    CHECKPOINT_DIR,
+    LoopState,
+    best_weights_file,
+    check_loss,
+    epoch_order,
+    restore_best,
+    save_best,
+    set_seed,
+)
 
-BEST_FILE = "best.safetensors"  # inside the checkpoint folder
+CONFIG_FILE = "config.yaml"  # the resolved config, in the work folder and the finished output
 log = logging.getLogger(__name__)
 
 SELECTION = "validation acc_mean (mean over traits of 1 - MAE)"
@@ -171,12 +185,6 @@ def _optimizer(model: TraitModel, config: PretrainConfig) -> torch.optim.Optimiz
     return torch.optim.AdamW(groups)
 
 
-def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The shuffle of epoch ``epoch``: a function of (seed, epoch) only, so resume repeats it."""
-    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return torch.randperm(n, generator=gen).numpy()
-
-
 def _train_epoch(
     model: TraitModel,
     tokenizer,
@@ -184,12 +192,13 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     scheduler,
     config: PretrainConfig,
-    epoch: int,
+    loop: LoopState,
     device: torch.device,
 ) -> float:
     model.train()
+    epoch = loop.epoch
     loss_fn = nn.MSELoss() if config.loss == "mse" else nn.L1Loss()
-    order = _epoch_order(len(split), config.seed, epoch)
+    order = np.asarray(epoch_order(len(split), seed=config.seed, epoch=epoch), dtype=np.int64)
     total, count = 0.0, 0
     bar = tqdm(
         range(0, len(order), config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}",
@@ -203,16 +212,16 @@ def _train_epoch(
         ).to(device)
         target = torch.as_tensor(split.targets[idx], device=device)
         loss = loss_fn(model(batch["input_ids"], batch["attention_mask"]).float(), target)
-        if not torch.isfinite(loss):
-            raise TrainingDivergedError(
-                f"epoch {epoch + 1}: loss became {loss.item()}; lower --encoder-lr / --head-lr"
-            )
+        check_loss(loss, epoch=epoch, step=loop.step_in_epoch,
+                   fix="lower encoder_lr / head_lr, keep grad_clip > 0, or check the data")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         scheduler.step()
+        loop.step_in_epoch += 1
+        loop.global_step += 1
         total += loss.item() * len(idx)
         count += len(idx)
         bar.set_postfix(loss=f"{total / count:.4f}")
@@ -223,38 +232,61 @@ def _recipe(config: PretrainConfig, corpus: PersonalityDataset) -> dict[str, Any
     return {"config": dataclasses.asdict(config), "data": str(Path(corpus.source).resolve())}
 
 
-def _prepare_partial(partial: Path, recipe: dict, resume: bool) -> None:
-    recipe_path = partial / "recipe.json"
-    if partial.exists() and not resume:
-        log.info("--no-resume: discarding %s", partial)
-        shutil.rmtree(partial)
-    if partial.exists():
-        try:
-            saved = json.loads(recipe_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            saved = None
-        if saved is not None and saved != recipe:
+def work_folder(out_dir: str | Path) -> Path:
+    """``<out>.partial/``: where an unfinished run keeps its config, checkpoint and best weights."""
+    out_dir = Path(out_dir)
+    return out_dir.with_name(out_dir.name + ".partial")
+
+
+def _prepare_work(work: Path, config: PretrainConfig, out_dir: Path) -> None:
+    """Make the work folder with ``config.yaml``, or check that an existing one ran ``config``."""
+    saved_path = work / CONFIG_FILE
+    recover_dir(work / CHECKPOINT_DIR)
+    if work.exists() and not saved_path.is_file() and any(work.iterdir()):
+        raise InputError(
+            f"{work}: an unfinished run without {CONFIG_FILE} (written by psamf before --resume "
+            f"existed); finish it with that psamf version, or delete {work} to start again"
+        )
+    if saved_path.is_file():
+        saved = PretrainConfig.load(saved_path)
+        if saved != config:
+            changed = sorted(k for k, v in config.to_dict().items() if saved.to_dict()[k] != v)
             raise InputError(
-                f"{recipe_path}: an unfinished run with a different recipe is in {partial}; "
-                "rerun with the same options to continue it, or pass --no-resume to discard it"
+                f"{saved_path}: an unfinished run with other settings ({', '.join(changed)}) is in "
+                f"{work}; continue it with psamf pretrain-personality --resume {out_dir}, or "
+                "delete that folder to start again"
             )
-    partial.mkdir(parents=True, exist_ok=True)
-    write_json(recipe_path, recipe)
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    config.save(saved_path)
+
+
+def resume_pretraining(out_dir: str | Path, **kwargs: Any) -> dict[str, Any] | None:
+    """Continue the unfinished run of ``out_dir`` (its ``<out>.partial/``) with its saved config;
+    ``kwargs`` as for ``pretrain_personality``."""
+    work = work_folder(out_dir)
+    if not work.is_dir():
+        done = " (it has finished: the folder exists)" if Path(out_dir).is_dir() else ""
+        raise NotFoundError(f"{work}: no unfinished pretraining run to resume for {out_dir}"
+                            f"{done}; start one without --resume")
+    config = PretrainConfig.load(work / CONFIG_FILE)
+    log.info("resuming %s with its saved config %s", out_dir, work / CONFIG_FILE)
+    return pretrain_personality(config, out_dir, **kwargs)
 
 
 def pretrain_personality(
     config: PretrainConfig,
-    data: str | Path,
     out_dir: str | Path,
     *,
     device: str | None = None,
-    resume: bool = True,
     stop_after_epochs: int | None = None,
     finish_early: bool = False,
     command: str = "",
 ) -> dict[str, Any] | None:
-    """Run the recipe; return the metrics dict (also in ``<out>/metrics.json``).
+    """Run the recipe on ``config.data``; return the metrics dict (also in ``<out>/metrics.json``).
 
+    An unfinished run of the same config in ``<out>.partial/`` is continued (see
+    ``resume_pretraining``); one with another config is refused.
     ``stop_after_epochs`` ends this call after that many epochs have completed (counting those
     resumed), leaving ``<out>.partial/`` for a later call to continue; it returns None then.
     ``finish_early`` trains no further: it writes the output from the best epoch among those
@@ -265,20 +297,19 @@ def pretrain_personality(
     started = time.time()
     out_dir = Path(out_dir)
     dev = resolve_device(device)
-    corpus = load_corpus(data, config.limit)
+    corpus = load_corpus(config.data, config.limit)
     traits = tuple(corpus.traits)
     train, valid, test = (corpus.splits[k] for k in ("train", "valid", "test"))
     means = train.targets.mean(0).astype(np.float32)
 
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
+    set_seed(config.seed)
     source, tokenizer, model = _build(config, means, traits)
     model.to(dev)
 
     # Only now, with data and backbone known to load, does the run leave anything on disk.
-    partial = out_dir.with_name(out_dir.name + ".partial")
+    work = work_folder(out_dir)
+    _prepare_work(work, config, out_dir)
     recipe = _recipe(config, corpus)
-    _prepare_partial(partial, recipe, resume)
 
     counts = {
         name: {
@@ -296,7 +327,7 @@ def pretrain_personality(
     log.info("training on %d clips (%d empty transcripts dropped)",
              len(train_fit), counts["train"]["empty"])
 
-    baselines = _baselines(partial, config, model, tokenizer, corpus, means, dev)
+    baselines = _baselines(work, config, model, tokenizer, corpus, means, dev)
 
     optimizer = _optimizer(model, config)
     steps = config.epochs * -(-len(train_fit) // config.batch_size)
@@ -304,70 +335,71 @@ def pretrain_personality(
 
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup * steps), steps)
 
-    state: dict[str, Any] = {"epochs_done": 0, "best_epoch": None, "best_score": None,
-                             "history": []}
-    if has_training_checkpoint(partial / "checkpoint"):
-        state = load_training_checkpoint(
-            partial / "checkpoint", model=model, optimizer=optimizer, scheduler=scheduler
-        )
-        log.info("resuming from %s after epoch %d", partial / "checkpoint", state["epochs_done"])
+    loop = LoopState()
+    checkpoint = work / CHECKPOINT_DIR
+    if has_training_checkpoint(checkpoint):
+        loop = LoopState.from_dict(load_training_checkpoint(
+            checkpoint, model=model, optimizer=optimizer, scheduler=scheduler
+        ))
+        log.info("resuming from %s after epoch %d", checkpoint, loop.epoch)
+        if restore_best(work, model, loop, valid_acc_mean=loop.best_metric):
+            log.info("best/ missed epoch %d (stopped while writing it); restored it from the "
+                     "checkpoint", loop.best_epoch)
     if finish_early:
-        if state["epochs_done"] == 0:
+        if loop.epoch == 0:
             raise NotFoundError(
-                f"{partial / 'checkpoint'}: no completed epoch to finish from; run without "
-                "--finish-early first"
+                f"{checkpoint}: no completed epoch to finish from; run without --finish-early "
+                "first"
             )
-        log.info("finishing early after %d of %d epochs, as asked", state["epochs_done"],
-                 config.epochs)
+        log.info("finishing early after %d of %d epochs, as asked", loop.epoch, config.epochs)
 
-    for epoch in range(state["epochs_done"], state["epochs_done"] if finish_early
-                       else config.epochs):
-        if stop_after_epochs is not None and epoch >= stop_after_epochs:
-            log.info("stopping after epoch %d as asked; rerun to continue", epoch)
+    end = loop.epoch if finish_early else config.epochs
+    while loop.epoch < end:
+        if stop_after_epochs is not None and loop.epoch >= stop_after_epochs:
+            log.info("stopping after epoch %d as asked; continue with psamf pretrain-personality "
+                     "--resume %s", loop.epoch, out_dir)
             return None
         t0 = time.time()
-        train_loss = _train_epoch(
-            model, tokenizer, train_fit, optimizer, scheduler, config, epoch, dev
-        )
+        train_loss = _train_epoch(model, tokenizer, train_fit, optimizer, scheduler, config, loop,
+                                  dev)
         valid_m = _metrics(
             predict(model, tokenizer, valid, max_tokens=config.max_tokens,
                     batch_size=config.eval_batch_size, device=dev),
             valid.targets, traits,
         )
         score = valid_m["acc_mean"]
-        improved = state["best_score"] is None or score > state["best_score"]
-        if improved:
-            state["best_score"], state["best_epoch"] = score, epoch + 1
-        state["epochs_done"] = epoch + 1
-        state["history"].append({
-            "epoch": epoch + 1, "train_loss": train_loss, "valid_acc_mean": score,
+        improved = loop.end_epoch(score, higher_is_better=True)
+        loop.history.append({
+            "epoch": loop.epoch + 1, "train_loss": train_loss, "valid_acc_mean": score,
             "valid_r2_mean": valid_m["r2_mean"], "seconds": round(time.time() - t0, 1),
         })
         log.info("epoch %d/%d: train %s %.5f, valid acc_mean %.4f r2_mean %.4f%s (%.0f s)",
-                 epoch + 1, config.epochs, config.loss, train_loss, score, valid_m["r2_mean"],
-                 "  *best*" if improved else "", time.time() - t0)
-        # The best weights ride in the checkpoint, so a resumed run still tests the right epoch.
-        save_training_checkpoint(
-            partial / "checkpoint", model=model, optimizer=optimizer, scheduler=scheduler,
-            loop_state=state, extra_tensors={BEST_FILE: model.state_dict() if improved else None},
-        )
+                 loop.epoch + 1, config.epochs, config.loss, train_loss, score,
+                 valid_m["r2_mean"], "  *best*" if improved else "", time.time() - t0)
+        loop.next_epoch()
+        # Checkpoint first: if the process dies before best/ is written, the checkpoint still
+        # holds this epoch's weights and restore_best copies them on resume.
+        save_training_checkpoint(checkpoint, model=model, optimizer=optimizer,
+                                 scheduler=scheduler, loop_state=loop.to_dict())
+        if improved:
+            save_best(work, model, epoch=loop.best_epoch, valid_acc_mean=score)
 
-    model.load_state_dict(load_tensors(partial / "checkpoint" / BEST_FILE))
+    load_model_weights(model, best_weights_file(work))
     metrics = _final_metrics(model, tokenizer, corpus, means, baselines, config, dev)
     metrics.update({
-        "selection": SELECTION, "best_epoch": state["best_epoch"], "history": state["history"],
-        "epochs_completed": state["epochs_done"], "epochs_planned": config.epochs,
+        "selection": SELECTION, "best_epoch": loop.best_epoch, "history": loop.history,
+        "epochs_completed": loop.epoch, "epochs_planned": config.epochs,
         "counts": counts, "seconds": round(time.time() - started, 1),
     })
     log.info("\n%s", metrics_table(metrics, traits))
-    _write_output(out_dir, model, tokenizer, metrics, recipe, source, command)
-    shutil.rmtree(partial, ignore_errors=True)
+    _write_output(out_dir, model, tokenizer, metrics, recipe, source, command, config)
+    shutil.rmtree(work, ignore_errors=True)
     return metrics
 
 
-def _baselines(partial, config, model, tokenizer, corpus, means, dev) -> dict[str, Any]:
+def _baselines(work, config, model, tokenizer, corpus, means, dev) -> dict[str, Any]:
     """Constant and frozen+ridge predictions (valid/test), computed once and kept for resume."""
-    path = partial / "baselines.json"
+    path = work / "baselines.json"
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
     traits = tuple(corpus.traits)
@@ -412,8 +444,9 @@ def _final_metrics(model, tokenizer, corpus, means, baselines, config, dev) -> d
     return result
 
 
-def _write_output(out_dir, model, tokenizer, metrics, recipe, source, command) -> None:
+def _write_output(out_dir, model, tokenizer, metrics, recipe, source, command, config) -> None:
     with atomic_dir(out_dir) as tmp:
+        config.save(tmp / CONFIG_FILE)
         model.encoder.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         model.head.save(tmp)

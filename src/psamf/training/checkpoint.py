@@ -4,8 +4,8 @@ A *model* checkpoint is ``model.safetensors`` (the state dict). A *training* che
 ``checkpoint/`` with ``model.safetensors``, ``optimizer.safetensors`` (Adam's per-parameter state
 flattened to ``state.<param index>.<name>``), ``rng.safetensors`` (torch CPU / CUDA generator
 states) and ``state.json`` (optimizer hyper-parameters, scheduler, early stopping, loop position,
-Python and numpy RNG states), plus any extra tensor files a loop keeps there (personality
-pretraining keeps its best weights as ``best.safetensors``). Nothing is pickled, so a checkpoint can
+Python and numpy RNG states), plus any extra tensor files a loop keeps there (psamf's two
+recipes keep best weights in ``best/`` beside it). Nothing is pickled, so a checkpoint can
 be loaded without trusting it. Every tensor file carries a SHA-256 of its tensors, checked on
 load (``psamf.io``), and model weights are refused when they hold NaN/inf: psamf never saves such
 weights, so on load they mean a damaged file, not a training problem.

@@ -254,10 +254,11 @@ def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def valid_keys() -> list[str]:
-    """Every dotted key ``apply_overrides`` accepts, e.g. ``optim.lr_encoder``."""
+def valid_keys(cls: type | None = None) -> list[str]:
+    """Every dotted key ``apply_overrides`` accepts for config class ``cls`` (default
+    TrainConfig), e.g. ``optim.lr_encoder``."""
     keys: list[str] = []
-    for name, tp in _field_types(TrainConfig).items():
+    for name, tp in _field_types(cls or TrainConfig).items():
         if dataclasses.is_dataclass(tp):
             keys.extend(f"{name}.{sub}" for sub in _field_types(tp))
         else:
@@ -301,13 +302,16 @@ def parse_value(text: str, tp: Any, key: str) -> Any:
     raise InputError(f"{key}: cannot parse values of type {tp}")  # pragma: no cover
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["epochs=3", "model.use_prefusion=false"]`` -> {dotted key: typed value}."""
-    types_top = _field_types(TrainConfig)
+def parse_overrides(items: list[str], cls: type | None = None) -> dict[str, Any]:
+    """``["epochs=3", "model.use_prefusion=false"]`` -> {dotted key: typed value}, typed by the
+    fields of the config dataclass ``cls`` (default TrainConfig; any dataclass whose fields are
+    plain values or dataclasses of them, e.g. ``PretrainConfig``)."""
+    cls = cls or TrainConfig
+    types_top = _field_types(cls)
     parsed: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise InputError(f"override {item!r} is not key=value; valid keys: {valid_keys()}")
+            raise InputError(f"override {item!r} is not key=value; valid keys: {valid_keys(cls)}")
         key, text = item.split("=", 1)
         key = key.strip()
         head, _, tail = key.partition(".")
@@ -317,14 +321,16 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         elif tail:
             tp = None
         if tp is None:
-            raise InputError(f"unknown config key {key!r}; valid keys: {valid_keys()}")
+            raise InputError(f"unknown config key {key!r}; valid keys: {valid_keys(cls)}")
         parsed[key] = parse_value(text, tp, key)
     return parsed
 
 
-def apply_overrides(config: TrainConfig, items: list[str] | dict[str, Any]) -> TrainConfig:
-    """A new, validated config with ``key=value`` overrides applied (strings or a parsed dict)."""
-    overrides = parse_overrides(items) if isinstance(items, list) else items
+def apply_overrides(config: Any, items: list[str] | dict[str, Any]) -> Any:
+    """A new, validated config of the same class with ``key=value`` overrides applied (strings or
+    a parsed dict); the class needs ``to_dict`` and ``from_dict``."""
+    cls = type(config)
+    overrides = parse_overrides(items, cls) if isinstance(items, list) else items
     data = config.to_dict()
     for key, value in overrides.items():
         head, _, tail = key.partition(".")
@@ -333,7 +339,7 @@ def apply_overrides(config: TrainConfig, items: list[str] | dict[str, Any]) -> T
         else:
             data[head] = value
     try:
-        return TrainConfig.from_dict(data)
+        return cls.from_dict(data)
     except (TypeError, ValueError) as err:
         given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
         raise InputError(f"bad override ({given}): {err}") from err

@@ -9,10 +9,7 @@ that checkpoint; every reported metric comes from it.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,32 +24,33 @@ from tqdm.auto import tqdm
 
 from psamf.device import resolve_device
 from psamf.errors import TrainingDivergedError
-from psamf.io import write_json
 from psamf.metrics import regression_metrics
 from psamf.progress import bars_enabled
-from psamf.training.batching import EncodedSplit, batches_of, epoch_order, make_loader, to_device
+from psamf.training.batching import EncodedSplit, batches_of, make_loader, to_device
 from psamf.training.checkpoint import (
-    MODEL_FILE,
     has_training_checkpoint,
     load_model_weights,
     load_training_checkpoint,
-    save_model,
     save_training_checkpoint,
 )
 from psamf.training.config import TrainConfig
+from psamf.training.loop import (
+    BEST_DIR,
+    CHECKPOINT_DIR,
+    LoopState,
+    best_weights_file,
+    check_loss,
+    epoch_order,
+    restore_best,
+    save_best,
+    set_seed,
+)
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoint"
-BEST_DIR = "best"
 METRICS_FILE = "metrics.json"
-
-
-def set_seed(seed: int) -> None:
-    """Seed Python, numpy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+__all__ = ["BEST_DIR", "CHECKPOINT_DIR", "METRICS_FILE", "Trainer", "evaluate_split",
+           "predict_split", "set_seed"]
 
 
 @dataclass
@@ -117,21 +115,6 @@ def evaluate_split(
     return regression_metrics(preds, data.labels.numpy()), preds
 
 
-def _fresh_loop_state() -> dict[str, Any]:
-    return {
-        "epoch": 0,  # epochs completed
-        "step_in_epoch": 0,  # optimizer steps done in the current epoch
-        "global_step": 0,
-        "best_mae": math.inf,
-        "best_epoch": -1,
-        "bad_epochs": 0,
-        "stopped_early": False,
-        "sums": {},  # running sums of loss terms in the current epoch
-        "count": 0,
-        "history": [],  # one dict per completed epoch
-    }
-
-
 class Trainer:
     """Train one seed of a run into ``folder`` (``runs/<name>/seed-<k>``).
 
@@ -176,13 +159,13 @@ class Trainer:
         )
         return model, optimizer, scheduler
 
-    def _save_checkpoint(self, model, optimizer, scheduler, loop: dict[str, Any]) -> None:
+    def _save_checkpoint(self, model, optimizer, scheduler, loop: LoopState) -> None:
         if not self.is_main:
             return
         start = time.perf_counter()
         save_training_checkpoint(
             self.folder / CHECKPOINT_DIR, model=model, optimizer=optimizer, scheduler=scheduler,
-            loop_state=loop,
+            loop_state=loop.to_dict(),
         )
         self.timers.checkpoint += time.perf_counter() - start
 
@@ -201,19 +184,16 @@ class Trainer:
 
     # --- the loop ------------------------------------------------------------------------------
 
-    def _train_step(self, model, optimizer, batch, loop: dict[str, Any], epoch: int) -> None:
+    def _train_step(self, model, optimizer, batch, loop: LoopState, epoch: int) -> None:
         batch = to_device(batch, self.device)  # data movement counts as overhead, not compute
         t0 = time.perf_counter()
         out = model(**batch)
         loss = out.loss
         if loss is None or not torch.isfinite(loss):
-            terms = {k: float(v.detach()) for k, v in out.losses.items()}
-            value = float(loss.detach()) if loss is not None else None
-            raise TrainingDivergedError(
-                f"training loss became {value} at epoch "
-                f"{epoch + 1}, step {loop['step_in_epoch'] + 1} (terms {terms}); lower "
-                "optim.lr_encoder / optim.lr_other, keep optim.grad_clip > 0, or check the data"
-            )
+            check_loss(loss, epoch=epoch, step=loop.step_in_epoch,
+                       terms={k: float(v.detach()) for k, v in out.losses.items()},
+                       fix="lower optim.lr_encoder / optim.lr_other, keep optim.grad_clip > 0, "
+                           "or check the data")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.optim.grad_clip > 0:
@@ -221,58 +201,47 @@ class Trainer:
         optimizer.step()
         _sync(self.device)
         self.timers.compute += time.perf_counter() - t0
-        sums = loop["sums"]
+        sums = loop.sums
         sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
         for name, value in out.losses.items():
             sums[name] = sums.get(name, 0.0) + float(value.detach())
-        loop["count"] += 1
+        loop.count += 1
 
-    def _save_best(self, model, loop: dict[str, Any]) -> None:
+    def _save_best(self, model, loop: LoopState) -> None:
         """Write ``best/`` (the weights ``_finish`` tests) for the epoch ``loop`` calls best."""
         if not self.is_main:
             return
-        save_model(self.folder / BEST_DIR / MODEL_FILE, model)
-        write_json(self.folder / BEST_DIR / "state.json",
-                   {"epoch": loop["best_epoch"], "valid": loop["history"][-1]["valid"],
-                    "seed": self.seed})
+        save_best(self.folder, model, epoch=loop.best_epoch, valid=loop.history[-1]["valid"],
+                  seed=self.seed)
 
-    def _repair_best(self, model, loop: dict[str, Any]) -> None:
-        """On resume: a run stopped after an improving epoch's checkpoint but before ``best/`` was
-        written holds that epoch's weights only in the checkpoint just loaded; copy them over."""
-        if loop["best_epoch"] != loop["epoch"] or loop["step_in_epoch"] or not self.is_main:
-            return
-        state = self.folder / BEST_DIR / "state.json"
-        written = json.loads(state.read_text(encoding="utf-8")).get("epoch") \
-            if state.is_file() else None
-        if written != loop["best_epoch"]:
-            log.info("seed %d: best/ misses epoch %d (stopped while writing it); restoring it "
-                     "from the checkpoint", self.seed, loop["best_epoch"])
-            self._save_best(model, loop)
+    def _repair_best(self, model, loop: LoopState) -> None:
+        """On resume: rewrite ``best/`` from the checkpoint if the run died before writing it."""
+        if self.is_main and restore_best(self.folder, model, loop,
+                                         valid=loop.history[-1]["valid"] if loop.history else None,
+                                         seed=self.seed):
+            log.info("seed %d: best/ missed epoch %d (stopped while writing it); restored it "
+                     "from the checkpoint", self.seed, loop.best_epoch)
 
-    def _end_epoch(self, model, optimizer, scheduler, loop: dict[str, Any], writer,
+    def _end_epoch(self, model, optimizer, scheduler, loop: LoopState, writer,
                    train_s: float, resumed_at_step: int) -> bool:
         """Validate, step the scheduler, update early stopping; return whether this epoch is the
         new best (its weights go to ``best/`` once the checkpoint holding them is written).
 
         The history entry records the epoch's wall seconds (training steps; validation); an epoch
         resumed mid-way also records the step it resumed at, as its training time is partial."""
-        epoch = loop["epoch"]
+        epoch = loop.epoch
         valid_start = time.perf_counter()
         valid, _ = evaluate_split(model, self.splits["valid"], batch_size=self.eval_batch_size,
                                   device=self.device, timers=self.timers)
         seconds = {"train": round(train_s, 3), "valid": round(time.perf_counter() - valid_start, 3)}
         lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
         scheduler.step(valid["mae"])
-        train = {k: v / max(loop["count"], 1) for k, v in loop["sums"].items()}
-        improved = valid["mae"] < loop["best_mae"]
-        if improved:
-            loop.update(best_mae=valid["mae"], best_epoch=epoch + 1, bad_epochs=0)
-        else:
-            loop["bad_epochs"] += 1
+        train = {k: v / max(loop.count, 1) for k, v in loop.sums.items()}
+        improved = loop.end_epoch(valid["mae"], higher_is_better=False)
         entry = {"epoch": epoch + 1, "train": train, "valid": valid, "lr": lrs, "seconds": seconds}
         if resumed_at_step:
             entry["resumed_at_step"] = resumed_at_step
-        loop["history"].append(entry)
+        loop.history.append(entry)
         if self.is_main:
             terms = " ".join(f"{k} {v:.4f}" for k, v in train.items() if k != "loss")
             lr_text = "/".join(f"{v:.1e}" for v in lrs.values())
@@ -282,7 +251,7 @@ class Trainer:
                 valid["mae"], valid["acc2_non0"], " *best*" if improved else "", lr_text,
             )
             if writer is not None:
-                step = loop["global_step"]
+                step = loop.global_step
                 for k, v in train.items():
                     writer.add_scalar(f"train/{k}", v, step)
                 for k, v in valid.items():
@@ -293,9 +262,9 @@ class Trainer:
                     writer.add_scalar(f"seconds/{k}", v, step)
                 writer.flush()
         patience = self.config.early_stopping_patience
-        loop.update(epoch=epoch + 1, step_in_epoch=0, sums={}, count=0)
-        if patience and loop["bad_epochs"] >= patience and loop["epoch"] < self.config.epochs:
-            loop["stopped_early"] = True
+        loop.next_epoch()
+        if patience and loop.bad_epochs >= patience and loop.epoch < self.config.epochs:
+            loop.stopped_early = True
             log.info("seed %d: no better validation MAE for %d epochs; stopping early",
                      self.seed, patience)
         return improved
@@ -303,42 +272,42 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train (or resume) this seed and return its metrics (also written to metrics.json)."""
         model, optimizer, scheduler = self._build()
-        loop = _fresh_loop_state()
+        loop = LoopState()
         checkpoint = self.folder / CHECKPOINT_DIR
         if has_training_checkpoint(checkpoint):
-            loop = load_training_checkpoint(
+            loop = LoopState.from_dict(load_training_checkpoint(
                 checkpoint, model=model, optimizer=optimizer, scheduler=scheduler
-            )
-            log.info("seed %d: resuming after epoch %d, step %d", self.seed, loop["epoch"],
-                     loop["step_in_epoch"])
+            ))
+            log.info("seed %d: resuming after epoch %d, step %d", self.seed, loop.epoch,
+                     loop.step_in_epoch)
             self._repair_best(model, loop)
         train = self.splits["train"]
         every = self.config.checkpoint_every_steps
-        writer = self._writer(loop["global_step"])
+        writer = self._writer(loop.global_step)
         loop_start = time.perf_counter()
         try:
-            while loop["epoch"] < self.config.epochs and not loop["stopped_early"]:
-                epoch = loop["epoch"]
+            while loop.epoch < self.config.epochs and not loop.stopped_early:
+                epoch = loop.epoch
                 all_batches = batches_of(
                     epoch_order(len(train), seed=self.seed, epoch=epoch), self.config.batch_size
                 )
-                start, resumed_at_step = time.perf_counter(), loop["step_in_epoch"]
+                start, resumed_at_step = time.perf_counter(), loop.step_in_epoch
                 model.train()
                 loader = make_loader(
-                    train, all_batches[loop["step_in_epoch"]:], seed=self.seed * 7919 + epoch,
+                    train, all_batches[loop.step_in_epoch:], seed=self.seed * 7919 + epoch,
                     num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda",
                 )
-                bar = self._progress(len(all_batches), loop["step_in_epoch"],
+                bar = self._progress(len(all_batches), loop.step_in_epoch,
                                      f"seed {self.seed} epoch {epoch + 1}")
                 for batch in loader:
                     self._train_step(model, optimizer, batch, loop, epoch)
-                    loop["step_in_epoch"] += 1
-                    loop["global_step"] += 1
+                    loop.step_in_epoch += 1
+                    loop.global_step += 1
                     bar.update(1)
                     if self.on_step is not None:
-                        self.on_step(loop["global_step"])
-                    if every and loop["global_step"] % every == 0 and \
-                            loop["step_in_epoch"] < len(all_batches):
+                        self.on_step(loop.global_step)
+                    if every and loop.global_step % every == 0 and \
+                            loop.step_in_epoch < len(all_batches):
                         self._save_checkpoint(model, optimizer, scheduler, loop)
                 bar.close()
                 train_s = time.perf_counter() - start
@@ -352,23 +321,22 @@ class Trainer:
                     self._save_best(model, loop)
                 if self.is_main:  # the epoch line comes before these writes; this one after
                     log.info("seed %d: epoch %d saved; stopping now resumes after it",
-                             self.seed, loop["epoch"])
+                             self.seed, loop.epoch)
         finally:
             if writer is not None:
                 writer.close()
         self.timers.extra["epochs_wall"] = time.perf_counter() - loop_start
         return self._finish(model, loop)
 
-    def _finish(self, model, loop: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, model, loop: LoopState) -> dict[str, Any]:
         """Evaluate the best-on-validation weights on valid and test, once."""
-        best = self.folder / BEST_DIR / MODEL_FILE
-        load_model_weights(model, best)
+        load_model_weights(model, best_weights_file(self.folder))
         results: dict[str, Any] = {
             "seed": self.seed,
-            "best_epoch": loop["best_epoch"],
-            "epochs_run": loop["epoch"],
-            "stopped_early": loop["stopped_early"],
-            "history": loop["history"],
+            "best_epoch": loop.best_epoch,
+            "epochs_run": loop.epoch,
+            "stopped_early": loop.stopped_early,
+            "history": loop.history,
         }
         predictions = {}
         for split in ("valid", "test"):
