@@ -44,6 +44,7 @@ from psamf.personality.config import PretrainConfig
 from psamf.personality.head import TraitHead, pool
 from psamf.personality.report import metrics_table, model_card
 from psamf.progress import bars_enabled
+from psamf.training.batching import PRETRAIN_STRIDE
 from psamf.training.checkpoint import (
     has_training_checkpoint,
     load_model_weights,
@@ -198,7 +199,8 @@ def _train_epoch(
     model.train()
     epoch = loop.epoch
     loss_fn = nn.MSELoss() if config.loss == "mse" else nn.L1Loss()
-    order = np.asarray(epoch_order(len(split), seed=config.seed, epoch=epoch), dtype=np.int64)
+    order = np.asarray(epoch_order(len(split), seed=config.seed, epoch=epoch,
+                                   stride=PRETRAIN_STRIDE), dtype=np.int64)
     total, count = 0.0, 0
     bar = tqdm(
         range(0, len(order), config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}",
