@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from psamf.errors import InputError
+from psamf.personality.pooling import POOLINGS
 
-POOLINGS: tuple[str, ...] = ("first", "mean")
 ACTIVATIONS: tuple[str, ...] = ("sigmoid", "none")
 LOSSES: tuple[str, ...] = ("mse", "l1")
 
