@@ -13,6 +13,7 @@ from pathlib import Path
 
 from psamf.backbones import DEFAULT_BACKBONE
 from psamf.device import DEVICES_HELP
+from psamf.personality.pooling import POOLINGS
 
 
 def _defaults():
@@ -53,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="linear warmup, as a fraction of all optimizer steps")
     p.add_argument("--max-tokens", type=int, default=d.max_tokens,
                    help="truncate transcripts to this many tokens (the count is logged)")
-    p.add_argument("--pooling", choices=("first", "mean"), default=d.pooling,
+    p.add_argument("--pooling", choices=POOLINGS, default=d.pooling,
                    help="how P is pooled from the last layer; PSA-MF reads P pooled the same way")
     p.add_argument("--activation", choices=("sigmoid", "none"), default=d.activation,
                    help="output of the trait head")
