@@ -17,12 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from psamf.commands._args import ENCODER_FLAG, add_command, add_encoder_override, add_run_argument
 from psamf.device import DEVICES_HELP
 from psamf.errors import InputError, NotFoundError
+
+if TYPE_CHECKING:
+    from psamf.personality.folder import EncoderFolder
 
 SENTIMENT_CLASSES: dict[int, str] = {
     -3: "strongly negative", -2: "negative", -1: "weakly negative", 0: "neutral",
@@ -134,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _big_five(folder, p, text: str) -> dict[str, float] | None:
+def _big_five(folder: EncoderFolder, p, text: str) -> dict[str, float] | None:
     """Trait scores from the personality encoder folder's head, or None when it has none."""
     import torch
 
