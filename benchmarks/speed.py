@@ -48,7 +48,7 @@ def _personality_encoder() -> str:
 def _models(run: Path | None) -> tuple[list[tuple[str, Any, Any]], str]:
     """[(label, model, personality encoder or None)], and where the weights came from."""
     from psamf.models import PSAMFConfig, build_model
-    from psamf.models.personality_encoder import PersonalityEncoder
+    from psamf.personality import PersonalityEncoder
 
     if run is not None and (run / "config.yaml").is_file():
         from psamf.training.runs import load_trained_model

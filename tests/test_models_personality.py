@@ -1,4 +1,7 @@
-"""PersonalityEncoder (frozen) and PersonalityEmbeddingCache (on disk, fills in the missing)."""
+"""PersonalityEncoder (frozen) and PersonalityEmbeddingCache (on disk, fills in the missing).
+
+The encoder folder object, the pooling vocabulary and the identity pin: test_personality_folder.py.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +15,8 @@ from model_fixtures import make_batch, make_tiny_bert
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoTokenizer
 
-from psamf.models import (
-    PersonalityEmbeddingCache,
-    PersonalityEncoder,
-    PSAMFConfig,
-    build_model,
-)
+from psamf.models import PSAMFConfig, build_model
+from psamf.personality import PersonalityEmbeddingCache, PersonalityEncoder
 
 TEXTS = ["I love long walks", "parties are tiring", "", "I love long walks", "plans, always plans"]
 
@@ -27,9 +26,9 @@ def folder(tmp_path_factory) -> str:
     return make_tiny_bert(tmp_path_factory.mktemp("personality"), seed=3)
 
 
-def test_cls_embedding_matches_stock_first_token(folder):
+def test_first_token_embedding_matches_stock(folder):
     enc = PersonalityEncoder(folder)
-    assert enc.pooling == "cls" and enc.hidden_size == 32
+    assert enc.pooling == "first" and enc.hidden_size == 32
     p = enc.encode(TEXTS, batch_size=2)
     assert p.shape == (5, 32) and p.dtype == torch.float32 and not p.requires_grad
     tok = AutoTokenizer.from_pretrained(folder)
@@ -46,8 +45,8 @@ def test_pooling_from_trait_head_json_and_override(tmp_path):
     (Path(path) / "trait_head.json").write_text(json.dumps({"pooling": "mean"}))
     enc = PersonalityEncoder(path)
     assert enc.pooling == "mean"
-    assert PersonalityEncoder(path, pooling="cls").pooling == "cls"
-    assert enc.identity != PersonalityEncoder(path, pooling="cls").identity
+    assert PersonalityEncoder(path, pooling="first").pooling == "first"
+    assert enc.identity != PersonalityEncoder(path, pooling="first").identity
     with pytest.raises(ValueError, match="pooling"):
         PersonalityEncoder(path, pooling="max")
 

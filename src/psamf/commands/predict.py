@@ -17,12 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from psamf.commands._args import ENCODER_FLAG, add_command, add_encoder_override, add_run_argument
 from psamf.device import DEVICES_HELP
 from psamf.errors import InputError, NotFoundError
+
+if TYPE_CHECKING:
+    from psamf.personality.folder import EncoderFolder
 
 SENTIMENT_CLASSES: dict[int, str] = {
     -3: "strongly negative", -2: "negative", -1: "weakly negative", 0: "neutral",
@@ -114,15 +118,17 @@ def run(args: argparse.Namespace) -> int:
     out: dict = {"run": str(args.run), "seed": seed, "text": args.text}
     big_five = None
     if config.uses_personality():
-        from psamf.models.personality_encoder import PersonalityEncoder
+        from psamf.personality.encoder import PersonalityEncoder
+        from psamf.personality.folder import EncoderFolder
 
-        encoder = PersonalityEncoder(config.personality_encoder,
-                                     pooling=config.personality_pooling_arg())
+        folder = EncoderFolder.open(config.personality_encoder,
+                                    pooling=config.personality_pooling_arg())
+        encoder = PersonalityEncoder(folder)
         personality_check(args.run, how=ENCODER_FLAG)(encoder)
         encoder = encoder.to(device)
         p = encoder.encode([args.text])  # (1, H_p)
         batch["personality"] = p.to(device)
-        big_five = _big_five(config.personality_encoder, p, args.text)
+        big_five = _big_five(folder, p, args.text)
     with torch.no_grad():
         score = float(model(**batch).prediction[0])
     value, label = sentiment_class(score)
@@ -132,17 +138,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _big_five(folder: str, p, text: str) -> dict[str, float] | None:
-    """Trait scores from the personality encoder's head, or None when it has no head."""
+def _big_five(folder: EncoderFolder, p, text: str) -> dict[str, float] | None:
+    """Trait scores from the personality encoder folder's head, or None when it has none."""
     import torch
 
-    try:
-        from psamf.personality.head import load_trait_head
-    except ImportError:  # pragma: no cover - the personality package ships with psamf
-        return None
-    if not Path(folder).is_dir():
-        return None
-    head = load_trait_head(folder)
+    head = folder.trait_head()
     if head is None:
         return None
     if not text.strip():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from psamf.models.baselines import TextFinetune
 from psamf.models.config import PSAMFConfig
-from psamf.models.personality_encoder import PersonalityEmbeddingCache, PersonalityEncoder
 from psamf.models.psamf import PSAMF, PSAMFOutput
 from psamf.models.registry import (
     ModelEntry,
@@ -27,8 +26,6 @@ __all__ = [
     "ModelEntry",
     "PSAMFConfig",
     "PSAMFOutput",
-    "PersonalityEmbeddingCache",
-    "PersonalityEncoder",
     "TextEncoder",
     "TextFinetune",
     "build_model",

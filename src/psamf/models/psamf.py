@@ -6,8 +6,8 @@ Reads top to bottom like the model: AV encoders -> pre-fusion tokens (+P) -> sen
 Public construction::
 
     import torch
-    from psamf.models import (PersonalityEmbeddingCache, PersonalityEncoder, PSAMFConfig,
-                              build_model)
+    from psamf.models import PSAMFConfig, build_model
+    from psamf.personality import PersonalityEmbeddingCache, PersonalityEncoder
 
     texts = ["a fine film", "dull and far too long"]
     model = build_model(PSAMFConfig(text_encoder="minilm", audio_dim=73))  # audio, no video

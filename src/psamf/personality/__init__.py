@@ -1,4 +1,6 @@
-"""Personality pretraining: a text encoder fine-tuned to read the Big Five, and its trait head.
+"""Everything about the personality embedding P: the encoder folder (``EncoderFolder``), the one
+encode function, the frozen ``PersonalityEncoder`` and the on-disk ``PersonalityEmbeddingCache``;
+and personality pretraining (a text encoder fine-tuned to read the Big Five, and its trait head).
 
 Names are imported on first use so that ``psamf --help`` does not load torch.
 """
@@ -9,10 +11,15 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "HEAD_CONFIG": "head",
-    "HEAD_WEIGHTS": "head",
+    "EncoderFolder": "folder",
+    "HEAD_CONFIG": "folder",
+    "HEAD_WEIGHTS": "folder",
+    "POOLINGS": "pooling",
+    "PersonalityEmbeddingCache": "cache",
+    "PersonalityEncoder": "encoder",
     "TraitHead": "head",
-    "encode_texts": "head",
+    "encode_texts": "encode",
+    "identity_string": "folder",
     "load_trait_head": "head",
     "pool": "head",
     "predict_traits": "head",

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import Ridge
 
-from psamf.personality.head import encode_texts
+from psamf.personality.encode import encode_texts
 
 log = logging.getLogger(__name__)
 

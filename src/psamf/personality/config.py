@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from psamf.errors import InputError, NotFoundError
+from psamf.personality.pooling import POOLINGS
 
-POOLINGS: tuple[str, ...] = ("first", "mean")
 ACTIVATIONS: tuple[str, ...] = ("sigmoid", "none")
 LOSSES: tuple[str, ...] = ("mse", "l1")
 

@@ -8,26 +8,24 @@ uses — so a good trait fit means P itself carries personality information.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from psamf.checkpointing import load_tensors
 from psamf.data.dataset import BIG_FIVE
 from psamf.device import resolve_device
 from psamf.errors import InputError, NotFoundError
 from psamf.io import save_tensors, write_json
-from psamf.models.text_encoder import pool_tokens as pool
-from psamf.personality.config import ACTIVATIONS, POOLINGS
-from psamf.progress import bars_enabled
+from psamf.models.text_encoder import pool_tokens as pool  # noqa: F401 (the recipe pools with it)
+from psamf.personality.config import ACTIVATIONS
+from psamf.personality.encode import encode_texts
+from psamf.personality.folder import HEAD_CONFIG, HEAD_WEIGHTS, read_head_config
+from psamf.personality.pooling import POOLINGS
 
-HEAD_WEIGHTS = "trait_head.safetensors"
-HEAD_CONFIG = "trait_head.json"
 _FORMAT_VERSION = 1
 
 
@@ -100,10 +98,10 @@ def load_trait_head(folder: str | Path) -> TraitHead | None:
     """Rebuild the head saved in ``folder``; None when the folder has no ``trait_head.json``."""
     folder = Path(folder)
     cfg_path = folder / HEAD_CONFIG
-    if not cfg_path.is_file():
+    cfg = read_head_config(folder)  # legacy pooling "cls" already reads as "first"
+    if cfg is None:
         return None
     try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
         head = TraitHead(
             hidden_size=int(cfg["hidden_size"]),
             traits=list(cfg["traits"]),
@@ -111,7 +109,7 @@ def load_trait_head(folder: str | Path) -> TraitHead | None:
             activation=cfg.get("activation", "sigmoid"),
             fallback=cfg.get("fallback"),
         )
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise InputError(
             f"{cfg_path}: not a valid trait head config ({type(err).__name__}: {err}); it needs "
             "'hidden_size', 'traits', 'pooling', 'activation' — re-run psamf pretrain-personality"
@@ -132,45 +130,6 @@ def load_trait_head(folder: str | Path) -> TraitHead | None:
             raise InputError(f"{weights_path}: tensor '{name}' holds NaN or inf values")
     head.linear.load_state_dict(tensors)
     return head
-
-
-@torch.no_grad()
-def encode_texts(
-    encoder: nn.Module,
-    tokenizer,
-    texts: Sequence[str],
-    *,
-    pooling: str = "first",
-    max_tokens: int = 128,
-    batch_size: int = 64,
-    device: str | torch.device | None = None,
-    desc: str | None = None,
-) -> torch.Tensor:
-    """Pooled last-layer embeddings (N, H) of ``texts`` on CPU, in eval mode, no gradients.
-
-    ``desc`` shows a progress bar with that label (on a terminal only).
-    """
-    dev = resolve_device(device)
-    encoder.eval().to(dev)
-    chunks: list[torch.Tensor] = []
-    starts = range(0, len(texts), batch_size)
-    show = desc is not None and bars_enabled()
-    for start in tqdm(starts, desc=desc, unit="batch", leave=False, disable=not show):
-        batch = tokenizer(
-            list(texts[start : start + batch_size]),
-            padding=True,
-            truncation=True,
-            max_length=max_tokens,
-            return_tensors="pt",
-        ).to(dev)
-        hidden = encoder(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-        ).last_hidden_state  # (B, L, H)
-        chunks.append(pool(hidden, batch["attention_mask"], pooling).float().cpu())
-    if not chunks:
-        hidden_size = int(getattr(encoder.config, "hidden_size", 0))
-        return torch.zeros(0, hidden_size)
-    return torch.cat(chunks)  # (N, H)
 
 
 def predict_traits(
@@ -208,7 +167,7 @@ def predict_traits(
     if keep:
         pooled = encode_texts(
             encoder, tokenizer, [texts[i] for i in keep], pooling=head.pooling,
-            max_tokens=max_tokens, batch_size=batch_size, device=device,
+            max_tokens=max_tokens, batch_size=batch_size, device=resolve_device(device),
         )
         with torch.no_grad():
             scores = head.eval()(pooled).numpy()  # (n_keep, n_traits)

@@ -21,12 +21,13 @@ import yaml
 from psamf.device import DEVICES_HELP
 from psamf.errors import InputError, NotFoundError
 from psamf.models.config import PSAMFConfig
+from psamf.personality.pooling import POOLINGS
 
 CACHE_ENV = "PSAMF_CACHE"
 DEFAULT_PERSONALITY_ENCODER = "artifacts/personality-minilm"
 AUTO = "auto"
 # How P pools the personality encoder's last layer; auto = the folder's trait_head.json, else first.
-PERSONALITY_POOLINGS: tuple[str, ...] = (AUTO, "first", "mean")
+PERSONALITY_POOLINGS: tuple[str, ...] = (AUTO, *POOLINGS)
 
 
 def check_encoding(name: str, field: str) -> None:

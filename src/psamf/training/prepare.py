@@ -84,23 +84,26 @@ def personality_embeddings(
     """P for every split, from the cache under ``config.resolved_cache_dir()``, and which encoder
     computed it (see ``Prepared.personality``). ``check(encoder)`` runs before anything is
     computed (a resumed or evaluated run refuses an encoder other than its own there)."""
-    from psamf.models.personality_encoder import PersonalityEmbeddingCache, PersonalityEncoder
+    from psamf.personality.cache import PersonalityEmbeddingCache
+    from psamf.personality.encoder import PersonalityEncoder
+    from psamf.personality.folder import EncoderFolder
 
-    encoder = PersonalityEncoder(config.personality_encoder,
-                                 pooling=config.personality_pooling_arg())
+    folder = EncoderFolder.open(config.personality_encoder,
+                                pooling=config.personality_pooling_arg())
+    encoder = PersonalityEncoder(folder)
     if check is not None:
         check(encoder)
-    pretrained = (Path(encoder.path) / "trait_head.json").is_file()
-    if not pretrained:
+    if not folder.pretrained:
         log.warning(
             "personality encoder %s has no trait head: it was not pretrained on personality "
             "data, so the 'personality' view is an untrained text embedding (run psamf "
             "pretrain-personality, or pass personality_encoder=FOLDER)",
             config.personality_encoder,
         )
-    folder = Path(encoder.path)
+    where = Path(folder.path)
     info = {"encoder": config.personality_encoder, "identity": encoder.identity,
-            "pretrained": pretrained, "path": str(folder.resolve()) if folder.is_dir() else None}
+            "pretrained": folder.pretrained,
+            "path": str(where.resolve()) if where.is_dir() else None}
     cache = PersonalityEmbeddingCache(config.resolved_cache_dir() / "personality")
     return {name: cache.get_or_compute(encoder, s.texts) for name, s in splits.items()}, info
 
