@@ -45,7 +45,7 @@ def save_model(
     if bad is not None:
         raise TrainingDivergedError(
             f"the model's weights became NaN/inf (tensor '{bad}'); not saving them to {path}. "
-            "Lower optim.lr_encoder / optim.lr_other or keep optim.grad_clip > 0"
+            "Lower optim.encoder_lr / optim.other_lr or keep optim.grad_clip > 0"
         )
     save_tensors(path, tensors, metadata=metadata)
 

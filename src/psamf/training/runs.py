@@ -26,6 +26,7 @@ identity run.json recorded (``locate_personality_encoder``).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -157,7 +158,7 @@ def locate_personality_encoder(
                     f"is gone (not under {Path.cwd()}{where}); pass {how} naming a "
                     f"copy of it (identity {recorded.get('identity')})"
                 )
-    return TrainConfig.from_dict({**config.to_dict(), ENCODER_KEY: chosen})
+    return dataclasses.replace(config, personality_encoder=chosen)
 
 
 def personality_check(

@@ -154,7 +154,7 @@ class Trainer:
         self.seed = seed
         self.folder = Path(folder)
         self.is_main = rank == 0
-        self.device = resolve_device(config.device)
+        self.device = resolve_device(config.housekeeping.device)
         self.timers = Timers()
         self.on_step = on_step
         self.eval_batch_size = config.eval_batch_size or config.batch_size
@@ -168,7 +168,7 @@ class Trainer:
         model = build_model(self.config.model).to(self.device)
         opt = self.config.optim
         groups = model.parameter_groups(
-            encoder_lr=opt.lr_encoder, other_lr=opt.lr_other, weight_decay=opt.weight_decay
+            encoder_lr=opt.encoder_lr, other_lr=opt.other_lr, weight_decay=opt.weight_decay
         )
         optimizer = torch.optim.Adam(groups)  # coupled weight decay, as the authors
         scheduler = ReduceLROnPlateau(
@@ -195,7 +195,7 @@ class Trainer:
         return SummaryWriter(str(self.folder / "tensorboard"), purge_step=global_step or None)
 
     def _progress(self, total: int, initial: int, desc: str):
-        enabled = bars_enabled(self.config.progress and self.is_main)
+        enabled = bars_enabled(self.config.housekeeping.progress and self.is_main)
         return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False,
                     disable=not enabled)
 
@@ -212,7 +212,7 @@ class Trainer:
             raise TrainingDivergedError(
                 f"training loss became {value} at epoch "
                 f"{epoch + 1}, step {loop['step_in_epoch'] + 1} (terms {terms}); lower "
-                "optim.lr_encoder / optim.lr_other, keep optim.grad_clip > 0, or check the data"
+                "optim.encoder_lr / optim.other_lr, keep optim.grad_clip > 0, or check the data"
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -313,7 +313,7 @@ class Trainer:
                      loop["step_in_epoch"])
             self._repair_best(model, loop)
         train = self.splits["train"]
-        every = self.config.checkpoint_every_steps
+        every = self.config.housekeeping.checkpoint_every_steps
         writer = self._writer(loop["global_step"])
         loop_start = time.perf_counter()
         try:
@@ -326,7 +326,8 @@ class Trainer:
                 model.train()
                 loader = make_loader(
                     train, all_batches[loop["step_in_epoch"]:], seed=self.seed * 7919 + epoch,
-                    num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda",
+                    num_workers=self.config.housekeeping.num_workers,
+                    pin_memory=self.device.type == "cuda",
                 )
                 bar = self._progress(len(all_batches), loop["step_in_epoch"],
                                      f"seed {self.seed} epoch {epoch + 1}")
