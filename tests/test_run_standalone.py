@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from training_fixtures import fast_overrides, read_json, tiny_encoder
 
+from psamf.checkpointing import STATE_FILE
 from psamf.cli import main
-from psamf.training.checkpoint import STATE_FILE
 
 HERE = Path(__file__).resolve().parent
 RESULT_KEYS = ("valid", "test", "best_epoch", "epochs_run")

@@ -11,14 +11,14 @@ import torch
 import yaml
 
 from psamf import __version__
-from psamf.checkpointing import load_tensors
-from psamf.cli import build_parser
-from psamf.models.config import MODEL_CONFIG_FORMAT, PSAMFConfig
-from psamf.training.checkpoint import (
+from psamf.checkpointing import (
     has_training_checkpoint,
+    load_tensors,
     load_training_checkpoint,
     save_training_checkpoint,
 )
+from psamf.cli import build_parser
+from psamf.models.config import MODEL_CONFIG_FORMAT, PSAMFConfig
 from psamf.training.config import (
     CONFIG_FORMAT,
     TrainConfig,

@@ -31,7 +31,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from psamf.backbones import resolve_backbone
-from psamf.checkpointing import load_tensors
+from psamf.checkpointing import (
+    has_training_checkpoint,
+    load_tensors,
+    load_training_checkpoint,
+    save_training_checkpoint,
+)
 from psamf.data.dataset import PersonalityDataset, PersonalitySplit
 from psamf.device import resolve_device
 from psamf.errors import InputError, NotFoundError, TrainingDivergedError
@@ -41,11 +46,6 @@ from psamf.personality.config import PretrainConfig
 from psamf.personality.head import TraitHead, pool
 from psamf.personality.report import metrics_table, model_card
 from psamf.progress import bars_enabled
-from psamf.training.checkpoint import (
-    has_training_checkpoint,
-    load_training_checkpoint,
-    save_training_checkpoint,
-)
 
 BEST_FILE = "best.safetensors"  # inside the checkpoint folder
 log = logging.getLogger(__name__)

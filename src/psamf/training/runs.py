@@ -295,8 +295,8 @@ def best_weights(run: str | Path, seed: int) -> Path:
 def load_trained_model(run: str | Path, seed: int | None = None, *,
                        device: str | torch.device = "cpu"):
     """(config, seed, model in eval mode) with the seed's best-on-validation weights."""
+    from psamf.checkpointing import load_model_weights
     from psamf.models import build_model
-    from psamf.training.checkpoint import load_model_weights
 
     config = load_config(run)
     if seed is None:

@@ -25,13 +25,7 @@ from torch.nn.utils import clip_grad_norm_
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from tqdm.auto import tqdm
 
-from psamf.device import resolve_device
-from psamf.errors import TrainingDivergedError
-from psamf.io import write_json
-from psamf.metrics import regression_metrics
-from psamf.progress import bars_enabled
-from psamf.training.batching import EncodedSplit, batches_of, epoch_order, make_loader, to_device
-from psamf.training.checkpoint import (
+from psamf.checkpointing import (
     MODEL_FILE,
     has_training_checkpoint,
     load_model_weights,
@@ -39,6 +33,12 @@ from psamf.training.checkpoint import (
     save_model,
     save_training_checkpoint,
 )
+from psamf.device import resolve_device
+from psamf.errors import TrainingDivergedError
+from psamf.io import write_json
+from psamf.metrics import regression_metrics
+from psamf.progress import bars_enabled
+from psamf.training.batching import EncodedSplit, batches_of, epoch_order, make_loader, to_device
 from psamf.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
