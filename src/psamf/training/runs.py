@@ -44,6 +44,7 @@ from psamf.provenance import git_commit
 from psamf.training.config import TrainConfig
 from psamf.training.plots import write_plots
 from psamf.training.prepare import Prepared, prepare
+from psamf.training.records import SeedResult
 from psamf.training.reports import SYNTHETIC_BANNER, write_summary
 from psamf.training.trainer import BEST_DIR, CHECKPOINT_DIR, METRICS_FILE, Trainer
 
@@ -202,11 +203,8 @@ def load_config(run: str | Path) -> TrainConfig:
     return TrainConfig.load(run / CONFIG_FILE)
 
 
-def _write_seed_outputs(
-    folder: Path, results: dict[str, Any], prepared: Prepared, name: str
-) -> None:
-    preds = results.pop("_predictions")
-    results["personality"] = _p_record(prepared)
+def _write_seed_outputs(folder: Path, result: SeedResult, prepared: Prepared, name: str) -> None:
+    preds = result.predictions
     test = prepared.raw["test"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -214,9 +212,10 @@ def _write_seed_outputs(
     for uid, label, pred in zip(test.ids, test.labels, preds["test"], strict=True):
         writer.writerow([uid, repr(float(label)), repr(float(pred))])
     write_text(folder / "predictions_test.csv", buffer.getvalue())
-    write_plots(folder, preds=preds["test"], labels=test.labels, history=results["history"],
+    record = result.to_dict()
+    write_plots(folder, preds=preds["test"], labels=test.labels, history=record["history"],
                 name=name)
-    write_json(folder / METRICS_FILE, results)  # last: its presence marks the seed finished
+    write_json(folder / METRICS_FILE, record)  # last: its presence marks the seed finished
     shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
 
 
@@ -269,12 +268,12 @@ def train_run(
         folder = seed_dir(run, seed)
         trainer = Trainer(config, prepared.splits, seed=seed, folder=folder, rank=rank,
                           on_step=on_step)
-        results = trainer.fit()
+        result = dataclasses.replace(trainer.fit(), personality=_p_record(prepared))
         if rank == 0:
-            _write_seed_outputs(folder, results, prepared, f"{run.name} seed {seed}")
+            _write_seed_outputs(folder, result, prepared, f"{run.name} seed {seed}")
             log.info("seed %d: test MAE %.4f, Acc-2 non0 %.2f (best epoch %d)", seed,
-                     results["test"]["mae"], results["test"]["acc2_non0"], results["best_epoch"])
-        done.append(results)
+                     result.test["mae"], result.test["acc2_non0"], result.best_epoch)
+        done.append(result.to_dict())  # as metrics.json holds it, like the seeds read back
         if rank == 0:
             summary = _write_summary(run, done, prepared, header.strip())
     if rank == 0 and not summary:

@@ -40,6 +40,7 @@ from psamf.metrics import regression_metrics
 from psamf.progress import bars_enabled
 from psamf.training.batching import EncodedSplit, batches_of, epoch_order, make_loader, to_device
 from psamf.training.config import TrainConfig
+from psamf.training.records import EpochRecord, SeedResult
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def _fresh_loop_state() -> dict[str, Any]:
         "stopped_early": False,
         "sums": {},  # running sums of loss terms in the current epoch
         "count": 0,
-        "history": [],  # one dict per completed epoch
+        "history": [],  # one EpochRecord.to_dict() per completed epoch (JSON in the checkpoint)
     }
 
 
@@ -269,10 +270,9 @@ class Trainer:
             loop.update(best_mae=valid["mae"], best_epoch=epoch + 1, bad_epochs=0)
         else:
             loop["bad_epochs"] += 1
-        entry = {"epoch": epoch + 1, "train": train, "valid": valid, "lr": lrs, "seconds": seconds}
-        if resumed_at_step:
-            entry["resumed_at_step"] = resumed_at_step
-        loop["history"].append(entry)
+        record = EpochRecord(epoch=epoch + 1, train=train, valid=valid, lr=lrs, seconds=seconds,
+                             resumed_at_step=resumed_at_step or None)
+        loop["history"].append(record.to_dict())
         if self.is_main:
             terms = " ".join(f"{k} {v:.4f}" for k, v in train.items() if k != "loss")
             lr_text = "/".join(f"{v:.1e}" for v in lrs.values())
@@ -300,8 +300,9 @@ class Trainer:
                      self.seed, patience)
         return improved
 
-    def fit(self) -> dict[str, Any]:
-        """Train (or resume) this seed and return its metrics (also written to metrics.json)."""
+    def fit(self) -> SeedResult:
+        """Train (or resume) this seed and return its result (the run writes it to
+        metrics.json)."""
         model, optimizer, scheduler = self._build()
         loop = _fresh_loop_state()
         checkpoint = self.folder / CHECKPOINT_DIR
@@ -360,22 +361,17 @@ class Trainer:
         self.timers.extra["epochs_wall"] = time.perf_counter() - loop_start
         return self._finish(model, loop)
 
-    def _finish(self, model, loop: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, model, loop: dict[str, Any]) -> SeedResult:
         """Evaluate the best-on-validation weights on valid and test, once."""
         best = self.folder / BEST_DIR / MODEL_FILE
         load_model_weights(model, best)
-        results: dict[str, Any] = {
-            "seed": self.seed,
-            "best_epoch": loop["best_epoch"],
-            "epochs_run": loop["epoch"],
-            "stopped_early": loop["stopped_early"],
-            "history": loop["history"],
-        }
-        predictions = {}
+        metrics, predictions = {}, {}
         for split in ("valid", "test"):
-            metrics, preds = evaluate_split(model, self.splits[split],
-                                            batch_size=self.eval_batch_size, device=self.device)
-            results[split] = metrics
-            predictions[split] = preds
-        results["_predictions"] = predictions
-        return results
+            metrics[split], predictions[split] = evaluate_split(
+                model, self.splits[split], batch_size=self.eval_batch_size, device=self.device)
+        return SeedResult(
+            seed=self.seed, best_epoch=loop["best_epoch"], epochs_run=loop["epoch"],
+            stopped_early=loop["stopped_early"],
+            history=[EpochRecord.from_dict(h) for h in loop["history"]],
+            valid=metrics["valid"], test=metrics["test"], predictions=predictions,
+        )
