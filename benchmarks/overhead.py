@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint_share": timers["checkpoint"] / epoch,
         "setup": setup,
         "fit_total_s": fit_s,
-        "valid_mae_after_epoch": results["valid"]["mae"],
+        "valid_mae_after_epoch": results.valid["mae"],
     }
     out_json = args.out.with_suffix(".json")
     write_json(out_json, report)

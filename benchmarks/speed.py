@@ -72,12 +72,13 @@ def _predict(model: Any, p_enc: Any, texts: list[str], audio: Any, lengths: Any)
     """The model path of ``psamf predict`` for a batch of transcripts (+ audio)."""
     import torch
 
+    from psamf.training.batching import model_batch
+
     with torch.no_grad():
-        batch = model.tokenize(texts)
-        if p_enc is not None:
-            batch["personality"] = p_enc.encode(texts)
-        if "audio" in model.config.modality_widths():
-            batch["audio"], batch["audio_lengths"] = audio, lengths
+        p = p_enc.encode(texts) if p_enc is not None else None
+        batch = model_batch(model.tokenize(texts), personality=p,
+                            frames={"audio": (audio, lengths)},
+                            modalities=tuple(model.config.modality_widths()))
         return model(**batch).prediction
 
 

@@ -11,10 +11,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from psamf import checkpointing
-from psamf.checkpointing import load_tensors
+from psamf.checkpointing import load_model_weights, load_tensors, save_model
 from psamf.errors import InputError, TrainingDivergedError
 from psamf.io import DIGEST_KEY, save_tensors, tensor_digest
-from psamf.training.checkpoint import load_model_weights, save_model
 
 
 def _model() -> torch.nn.Module:

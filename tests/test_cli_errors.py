@@ -16,7 +16,7 @@ def _listing(folder: Path) -> list[str]:
 @pytest.mark.parametrize(("args", "fragments"), [
     (["--data", "nosuch_dataset"], ["nosuch_dataset", "not a known dataset"]),
     (["--data", "{tmp}/missing/folder"], ["missing/folder"]),
-    (["optim.lr_encodr=3e-5"], ["optim.lr_encodr", "valid keys", "optim.lr_encoder"]),
+    (["optim.lr_encodr=3e-5"], ["optim.lr_encodr", "valid keys", "optim.encoder_lr"]),
     (["epochs=two"], ["epochs", "'two'"]),
     (["model.use_prefusion=maybe"], ["model.use_prefusion"]),
     (["epochs=0"], ["epochs"]),

@@ -66,7 +66,7 @@ def test_save_tensors_writes_tied_weights_as_separate_copies(tmp_path):
 
 
 def test_a_checkpoint_cut_between_the_two_renames_is_recovered(tmp_path):
-    from psamf.training.checkpoint import has_training_checkpoint
+    from psamf.checkpointing import has_training_checkpoint
 
     folder = tmp_path / "checkpoint"
     for step in (1, 2):

@@ -128,7 +128,10 @@ def test_config_validation_and_the_cli_read_the_same_registry(scratch_registry, 
     # What the registry entry declares decides what the data preparation gives the model.
     assert not config.uses_personality()
     assert config.model.modality_widths() == {"vision": 7}
-    assert config.model.with_data_widths({"audio": 3, "vision": 4}).audio_dim is None
+    filled = config.model.with_data_widths({"audio": 3, "vision": 7})
+    assert filled.modality_widths() == {"vision": 7} and filled.audio_dim == 5  # unread, kept
+    with pytest.raises(ValueError, match="model.vision_dim is 7 but the data's vision"):
+        config.model.with_data_widths({"audio": 3, "vision": 4})
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     assert "model.model_type is one of: psamf, text_finetune, throwaway." in " ".join(

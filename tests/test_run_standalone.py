@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from training_fixtures import fast_overrides, read_json, tiny_encoder
 
+from psamf.checkpointing import STATE_FILE
 from psamf.cli import main
-from psamf.training.checkpoint import STATE_FILE
 
 HERE = Path(__file__).resolve().parent
 RESULT_KEYS = ("valid", "test", "best_epoch", "epochs_run")
@@ -173,3 +173,53 @@ def test_a_save_cut_short_keeps_the_previous_checkpoint_and_resume_matches(
     result = read_json(seed / "metrics.json")
     assert {k: result[k] for k in RESULT_KEYS} == {k: reference[k] for k in RESULT_KEYS}
     assert not list(seed.glob(".checkpoint.*"))  # the broken save's leftovers are gone
+
+
+# --- result records and run folders made by an earlier psamf ------------------------------------
+
+# What benchmarks and reports read from metrics.json: Trainer.fit's typed records keep this layout.
+METRICS_KEYS = ["seed", "best_epoch", "epochs_run", "stopped_early", "history", "valid", "test",
+                "personality"]
+EPOCH_KEYS = ["epoch", "train", "valid", "lr", "seconds"]
+
+
+def test_metrics_json_keeps_its_keys(crash_setup):
+    _, _, reference = crash_setup
+    assert sorted(reference) == sorted(METRICS_KEYS)
+    assert [sorted(epoch) for epoch in reference["history"]] == [sorted(EPOCH_KEYS)] * 2
+    assert set(reference["test"]) >= {"mae", "corr", "acc2_non0", "acc7"}
+    assert sorted(reference["personality"]) == ["encoder", "identity", "pretrained"]
+
+
+def _to_format1(config_yaml: Path) -> None:
+    """Rewrite a run's config.yaml in the layout psamf wrote before config format 2: no stamps,
+    housekeeping keys flat at the top, optim.lr_encoder / optim.lr_other."""
+    import yaml
+
+    data = yaml.safe_load(config_yaml.read_text(encoding="utf-8"))
+    del data["format"], data["psamf_version"]
+    data.update(data.pop("housekeeping"))
+    optim = data["optim"]
+    optim["lr_encoder"], optim["lr_other"] = optim.pop("encoder_lr"), optim.pop("other_lr")
+    config_yaml.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def test_a_run_folder_in_the_old_config_layout_resumes_exactly_and_evaluates(crash_setup):
+    root, overrides, reference = crash_setup
+    run = root / "runs" / "old-layout"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run(  # killed in its 3rd checkpoint save: resumes after epoch 1
+        [sys.executable, str(HERE / "crash_during_save.py"), "kill", "3", "train",
+         "--out", str(root / "runs"), "--name", run.name, "--no-progress", *overrides],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    _to_format1(run / "config.yaml")
+    assert "format" not in (run / "config.yaml").read_text()
+
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    result = read_json(run / "seed-0" / "metrics.json")
+    assert {k: result[k] for k in RESULT_KEYS} == {k: reference[k] for k in RESULT_KEYS}
+    assert main(["evaluate", str(run), "--json", str(root / "old-eval.json")]) == 0
+    assert read_json(root / "old-eval.json")["splits"]["test"]["mean"]["mae"] == \
+        pytest.approx(reference["test"]["mae"])

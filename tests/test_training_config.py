@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from psamf.checkpointing import load_tensors
-from psamf.cli import build_parser
-from psamf.training.checkpoint import (
+from psamf import __version__
+from psamf.checkpointing import (
     has_training_checkpoint,
+    load_tensors,
     load_training_checkpoint,
     save_training_checkpoint,
 )
-from psamf.training.config import TrainConfig, apply_overrides, parse_overrides, valid_keys
+from psamf.cli import build_parser
+from psamf.models.config import MODEL_CONFIG_FORMAT, PSAMFConfig
+from psamf.training.config import (
+    CONFIG_FORMAT,
+    TrainConfig,
+    apply_overrides,
+    parse_overrides,
+    valid_keys,
+)
 from psamf.training.presets import PRESETS, get_preset
 from psamf.training.reports import csv_table, markdown_table, mean_std, summarize
 
@@ -27,12 +37,13 @@ def test_overrides_are_typed_from_the_dataclass_fields():
     ])
     assert parsed == {
         "epochs": 3, "model.use_prefusion": False, "model.align_layer": 4,
-        "optim.lr_encoder": 3e-5, "seeds": (1, 2, 3), "model.personality_dim": None,
-        "data.limit_train": 64, "device": "cpu",
+        "optim.encoder_lr": 3e-5, "seeds": (1, 2, 3), "model.personality_dim": None,
+        "data.limit_train": 64, "housekeeping.device": "cpu",  # old names arrive under new ones
     }
     config = apply_overrides(get_preset("cpu"), parsed)
     assert config.epochs == 3 and config.model.use_prefusion is False
-    assert config.model.align_layer == 4 and config.optim.lr_encoder == 3e-5
+    assert config.model.align_layer == 4 and config.optim.encoder_lr == 3e-5
+    assert config.housekeeping.device == "cpu"
     assert config.seeds == (1, 2, 3) and config.data.limit_train == 64
 
 
@@ -42,13 +53,13 @@ def test_unknown_keys_are_refused_with_the_valid_ones(item):
     with pytest.raises(ValueError) as err:
         parse_overrides([item])
     message = str(err.value)
-    for fragment in ("valid keys", "optim.lr_encoder", "model.align_layer"):
+    for fragment in ("valid keys", "optim.encoder_lr", "model.align_layer"):
         assert fragment in message
 
 
 @pytest.mark.parametrize(("item", "fragment"), [
     ("epochs=two", "epochs"), ("model.use_prefusion=maybe", "model.use_prefusion"),
-    ("optim.lr_encoder=fast", "optim.lr_encoder"), ("optim.lr_encoder=nan", "optim.lr_encoder"),
+    ("optim.encoder_lr=fast", "optim.encoder_lr"), ("optim.lr_encoder=nan", "optim.encoder_lr"),
 ])
 def test_bad_values_are_refused_naming_the_key(item, fragment):
     with pytest.raises(ValueError, match=fragment):
@@ -71,15 +82,16 @@ def test_every_preset_validates_round_trips_and_is_a_cli_choice(tmp_path):
         config = get_preset(name)
         config.save(tmp_path / f"{name}.yaml")
         assert TrainConfig.load(tmp_path / f"{name}.yaml") == config
-    assert set(valid_keys()) >= {"epochs", "optim.lr_encoder", "model.use_prefusion", "data.name"}
+    assert set(valid_keys()) >= {"epochs", "optim.encoder_lr", "model.use_prefusion", "data.name",
+                                 "housekeeping.device"}
 
 
 # ../shared/docs/PSA-MF.md, "Training (authors' settings)", per dataset; plateau patience 20 and
 # no early stopping come from the authors' code (the spec is silent on both; presets.py says where).
 AUTHORS_SPEC = {
-    "mosi_authors": {"data.name": "mosi", "optim.lr_encoder": 5e-5, "optim.lr_other": 5e-4,
+    "mosi_authors": {"data.name": "mosi", "optim.encoder_lr": 5e-5, "optim.other_lr": 5e-4,
                      "batch_size": 256},
-    "mosei_authors": {"data.name": "mosei", "optim.lr_encoder": 1e-5, "optim.lr_other": 1e-4,
+    "mosei_authors": {"data.name": "mosei", "optim.encoder_lr": 1e-5, "optim.other_lr": 1e-4,
                       "batch_size": 128},
 }
 AUTHORS_COMMON = {"optim.weight_decay": 1e-4, "optim.grad_clip": 1.0,
@@ -221,3 +233,67 @@ def test_personality_pooling_decides_how_p_is_pooled(tmp_path):
     (Path(encoder) / "trait_head.json").write_text(json.dumps({"pooling": "mean"}))
     prepared = prepare(apply_overrides(base, ["personality_pooling=auto"]))
     assert prepared.personality["identity"] == pooled["mean"][0]
+
+
+# --- config format and migration ---------------------------------------------------------------
+
+FORMAT1 = Path(__file__).parent / "data" / "config_format1.yaml"  # written by psamf before format 2
+
+
+def test_a_config_yaml_in_the_old_flat_layout_loads_with_its_values_moved():
+    assert "format" not in FORMAT1.read_text()  # the layout every run folder had before format 2
+    config = TrainConfig.load(FORMAT1)
+    assert config.housekeeping.device == "cpu" and config.housekeeping.progress is False
+    assert config.housekeeping.checkpoint_every_steps == 7
+    assert config.optim.encoder_lr == 3e-5 and config.optim.other_lr == 5e-4
+    assert config.model.personality_dim == 384 and config.model.audio_dim == 5
+    # Saved again, it is stamped and round-trips in the new layout.
+    saved = yaml.safe_load(config.to_yaml())
+    assert saved["format"] == CONFIG_FORMAT and saved["psamf_version"] == __version__
+    assert "device" not in saved and saved["housekeeping"]["device"] == "cpu"
+    assert TrainConfig.from_dict(saved) == config
+
+
+def test_a_config_from_a_newer_psamf_is_refused_naming_the_format(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(f"format: {CONFIG_FORMAT + 1}\npsamf_version: 9.9.9\nepochs: 2\n")
+    with pytest.raises(ValueError, match=r"psamf 9\.9\.9.*upgrade psamf"):
+        TrainConfig.load(path)
+
+
+def test_old_flat_keys_in_a_new_layout_are_refused(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(f"format: {CONFIG_FORMAT}\ndevice: cpu\n")
+    with pytest.raises(ValueError, match="device"):
+        TrainConfig.load(path)
+
+
+def test_model_config_json_is_stamped_and_older_unstamped_json_loads():
+    config = PSAMFConfig(audio_dim=5)
+    stamped = json.loads(config.to_json())
+    assert stamped["format"] == MODEL_CONFIG_FORMAT and stamped["psamf_version"] == __version__
+    assert PSAMFConfig.from_json(config.to_json()) == config
+    unstamped = {k: v for k, v in stamped.items() if k not in ("format", "psamf_version")}
+    assert PSAMFConfig.from_dict(unstamped) == config
+    with pytest.raises(ValueError, match="model config format 7"):
+        PSAMFConfig.from_dict({**stamped, "format": 7})
+
+
+def test_presets_are_built_without_a_dict_round_trip():
+    base, text = get_preset("cpu"), get_preset("text_finetune")
+    assert text.model == base.model.replace(model_type="text_finetune")
+    assert get_preset("mosei_authors").housekeeping.checkpoint_every_steps == 100
+
+
+def test_a_width_the_user_set_is_kept_or_refused_never_overwritten():
+    model = PSAMFConfig(personality_dim=384, audio_dim=5)
+    assert model.with_personality_dim(384).personality_dim == 384
+    assert PSAMFConfig().with_personality_dim(32).personality_dim == 32
+    with pytest.raises(ValueError, match="model.personality_dim is 384 but P .* width 32"):
+        model.with_personality_dim(32)
+    assert model.with_data_widths({"audio": 5, "vision": 9}).vision_dim == 9
+    with pytest.raises(ValueError, match="model.audio_dim is 5 but the data's audio features "
+                                         "have width 74"):
+        model.with_data_widths({"audio": 74})
+    with pytest.raises(ValueError, match="audio features are absent"):
+        model.with_data_widths({})

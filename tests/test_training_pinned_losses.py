@@ -46,7 +46,7 @@ def train_losses(model_type: str, folder: Path) -> list[dict[str, float]]:
     assert config.model.model_type == model_type and config.epochs == 2
     prepared = prepare(config)
     result = Trainer(prepared.config, prepared.splits, seed=SEED, folder=folder / "seed").fit()
-    return [epoch["train"] for epoch in result["history"]]
+    return [epoch.train for epoch in result.history]
 
 
 @pytest.mark.parametrize("model_type", sorted(PINNED))

@@ -11,6 +11,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from psamf.commands._args import ENCODER_FLAG, add_command, add_encoder_override, add_run_argument
@@ -59,7 +60,7 @@ def check_modalities(model_widths: dict[str, int], dataset) -> None:
 def run(args: argparse.Namespace) -> int:
     from psamf.device import resolve_device
     from psamf.io import write_json
-    from psamf.training.config import DataConfig, TrainConfig
+    from psamf.training.config import DataConfig
     from psamf.training.prepare import (
         encode_splits,
         load_multimodal,
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         name=args.data, root=args.root, labels_encoding=args.labels_encoding)
     dataset = load_multimodal(data_config.name, data_config.root, data_config.labels_encoding)
     check_modalities(config.model.modality_widths(), dataset)
-    eval_config = TrainConfig.from_dict({**config.to_dict(), "data": vars(data_config).copy()})
+    eval_config = dataclasses.replace(config, data=data_config)
     splits = subset_splits(eval_config, dataset)
     wanted = ["train", "valid", "test"] if args.split == "all" else [args.split]
     splits = {name: splits[name] for name in wanted}

@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from psamf.device import resolve_device
+    from psamf.training.batching import model_batch, to_device
     from psamf.training.runs import (
         load_trained_model,
         locate_personality_encoder,
@@ -104,19 +105,18 @@ def run(args: argparse.Namespace) -> int:
     config = locate_personality_encoder(args.run, config, args.personality_encoder,
                                         how=ENCODER_FLAG)
     widths = config.model.modality_widths()
-    batch = {k: v.to(device) for k, v in model.tokenize([args.text]).items()}
     used: dict[str, str] = {}
+    frames: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for name in ("audio", "vision"):
-        frames, status = load_frames(getattr(args, name), name, widths.get(name))
+        array, status = load_frames(getattr(args, name), name, widths.get(name))
         if name in widths:
-            if frames is None:  # absent for this clip: one zero frame, length 0
-                frames = np.zeros((1, widths[name]), dtype=np.float32)
-            batch[name] = torch.from_numpy(frames)[None].to(device)  # (T, d) -> (1, T, d)
-            length = 0 if status == "absent" else frames.shape[0]
-            batch[f"{name}_lengths"] = torch.tensor([length], device=device)
+            if array is None:  # absent for this clip: one zero frame, length 0
+                array = np.zeros((1, widths[name]), dtype=np.float32)
+            length = 0 if status == "absent" else array.shape[0]
+            frames[name] = (torch.from_numpy(array)[None], torch.tensor([length]))  # (1, T, d)
             used[name] = status
     out: dict = {"run": str(args.run), "seed": seed, "text": args.text}
-    big_five = None
+    big_five, p = None, None
     if config.uses_personality():
         from psamf.personality.encoder import PersonalityEncoder
         from psamf.personality.folder import EncoderFolder
@@ -127,8 +127,9 @@ def run(args: argparse.Namespace) -> int:
         personality_check(args.run, how=ENCODER_FLAG)(encoder)
         encoder = encoder.to(device)
         p = encoder.encode([args.text])  # (1, H_p)
-        batch["personality"] = p.to(device)
         big_five = _big_five(folder, p, args.text)
+    batch = to_device(model_batch(model.tokenize([args.text]), personality=p, frames=frames),
+                      device)
     with torch.no_grad():
         score = float(model(**batch).prediction[0])
     value, label = sentiment_class(score)

@@ -5,7 +5,7 @@ Examples::
     psamf train                                   # PSA-MF + MiniLM on the built-in sample (CPU)
     psamf train --preset mosi_authors --seeds 1,2,3   # the authors' training settings (100 epochs)
     psamf train --data mosi model.model_type=text_finetune epochs=8
-    psamf train --data mosi model.use_prefusion=false optim.lr_encoder=3e-5
+    psamf train --data mosi model.use_prefusion=false optim.encoder_lr=3e-5
     psamf train --resume runs/cpu-sample-psamf-20260101-120000
     psamf train --resume runs/my-run personality_encoder=/new/place/personality-minilm  # moved
 
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "train", doc=__doc__,
         help="train and evaluate a model (checkpoint chosen on validation MAE, test once)",
         epilog="Overrides are KEY=VALUE with dotted keys, anywhere among the options, e.g. "
-               "epochs=3 model.align_layer=4 optim.lr_encoder=3e-5 data.limit_train=64; an "
+               "epochs=3 model.align_layer=4 optim.encoder_lr=3e-5 data.limit_train=64; an "
                "unknown key lists the valid ones. "
                f"model.model_type is one of: {', '.join(list_models())}.",
     )
@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         folder = args.resume
         config = load_config(folder)  # a missing run folder is named before anything else
         check_writable(folder)
-        device = resolve_device(config.device)  # made on a GPU machine, resumed on a CPU one
+        # made on a GPU machine, resumed on a CPU one
+        device = resolve_device(config.housekeeping.device)
         prepared = prepare_for_run(folder, personality_encoder=moved_encoder)
         log.info("resuming run %s", folder)
     else:
@@ -135,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{folder}: run folder already exists; continue it with --resume {folder} or "
                 "pass another --name"
             )
-        device = resolve_device(config.device)  # before minutes of data preparation, not after
+        # before minutes of data preparation, not after
+        device = resolve_device(config.housekeeping.device)
         prepared = prepare(config)  # data problems surface before anything is written
         preflight(prepared)
         try:

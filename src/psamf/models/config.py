@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from psamf import __version__
 from psamf.errors import InputError
 from psamf.models.registry import MODALITIES, model_entry
 
@@ -19,6 +20,9 @@ SENTENCE_POOLINGS: tuple[str, ...] = ("first", "mean")
 FUSION_LAYER_INITS: tuple[str, ...] = ("pretrained", "fresh")
 CONTRASTIVE_SCALES: tuple[str, ...] = ("fixed", "learned")
 CONTRASTIVE_NORMS: tuple[str, ...] = ("after_projection", "authors")
+# The layout of PSAMFConfig's JSON (``to_json``); JSON without a ``format`` stamp is format 1,
+# which has the same fields.
+MODEL_CONFIG_FORMAT = 1
 
 
 @dataclass(kw_only=True)
@@ -170,17 +174,36 @@ class PSAMFConfig:
         return {m: widths[m] for m in MODALITIES if m in read and widths[m] is not None}
 
     def with_data_widths(self, widths: dict[str, int]) -> PSAMFConfig:
-        """A copy whose audio_dim / vision_dim are the data's, for the modalities it reads."""
-        read = self.reads_modalities()
-        return self.replace(audio_dim=widths.get("audio") if "audio" in read else None,
-                            vision_dim=widths.get("vision") if "vision" in read else None)
+        """A copy with audio_dim / vision_dim filled from ``widths`` (the data's) where unset
+        (None), for the modalities the model reads. A width the user set is never replaced: one
+        that disagrees with the data is refused, naming the field and the fix."""
+        return self.replace(**{
+            f"{name}_dim": _fill(f"{name}_dim", getattr(self, f"{name}_dim"), widths.get(name),
+                                 f"the data's {name} features")
+            for name in MODALITIES if name in self.reads_modalities()
+        })
+
+    def with_personality_dim(self, width: int) -> PSAMFConfig:
+        """A copy with personality_dim = P's ``width``; a different width the user set is
+        refused (P would not fit the model)."""
+        return self.replace(personality_dim=_fill("personality_dim", self.personality_dim, width,
+                                                  "P (the personality encoder's output)"))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PSAMFConfig:
-        """Rebuild from ``to_dict`` output; unknown keys are an error naming them."""
+        """Rebuild from ``to_dict`` / ``to_json`` output (its ``format`` / ``psamf_version``
+        stamps are checked and dropped); unknown keys are an error naming them."""
+        data = dict(data)
+        version = data.pop("psamf_version", None)
+        fmt = data.pop("format", MODEL_CONFIG_FORMAT)
+        if fmt != MODEL_CONFIG_FORMAT:
+            raise InputError(
+                f"model config format {fmt!r} (psamf {version or 'unknown'}) is not one this "
+                f"psamf ({__version__}) reads ({MODEL_CONFIG_FORMAT}); use a matching psamf"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -190,7 +213,9 @@ class PSAMFConfig:
         return cls(**data)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        """The fields, stamped with ``format`` and the ``psamf_version`` that wrote them."""
+        stamped = {"format": MODEL_CONFIG_FORMAT, "psamf_version": __version__, **self.to_dict()}
+        return json.dumps(stamped, indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> PSAMFConfig:
@@ -199,6 +224,15 @@ class PSAMFConfig:
     def replace(self, **changes: Any) -> PSAMFConfig:
         """A copy with some fields changed (validated)."""
         return dataclasses.replace(self, **changes)
+
+
+def _fill(name: str, set_value: int | None, data_value: int | None, source: str) -> int | None:
+    """``set_value`` if the user set it (it must then equal ``data_value``), else ``data_value``."""
+    if set_value is None or set_value == data_value:
+        return data_value
+    found = f"have width {data_value}" if data_value is not None else "are absent"
+    raise InputError(f"model.{name} is {set_value} but {source} {found}; drop model.{name} "
+                     "(it is filled from the data) or use data of that width")
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

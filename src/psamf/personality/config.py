@@ -50,6 +50,9 @@ class PretrainConfig:
     baselines: bool = True
     eval_batch_size: int = 64
 
+    def __post_init__(self) -> None:
+        self.validate()  # like TrainConfig: a config that exists is a valid one
+
     def validate(self) -> None:
         if not str(self.data).strip():
             raise InputError("data must be a First Impressions folder or 'first_impressions'")

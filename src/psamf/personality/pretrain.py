@@ -35,6 +35,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from psamf.backbones import resolve_backbone
+from psamf.checkpointing import (
+    has_training_checkpoint,
+    load_model_weights,
+    load_training_checkpoint,
+    save_training_checkpoint,
+)
 from psamf.data.dataset import PersonalityDataset, PersonalitySplit
 from psamf.device import resolve_device
 from psamf.errors import InputError, NotFoundError, TrainingDivergedError
@@ -45,12 +51,6 @@ from psamf.personality.head import TraitHead, pool
 from psamf.personality.report import metrics_table, model_card
 from psamf.progress import bars_enabled
 from psamf.training.batching import PRETRAIN_STRIDE
-from psamf.training.checkpoint import (
-    has_training_checkpoint,
-    load_model_weights,
-    load_training_checkpoint,
-    save_training_checkpoint,
-)
 from psamf.training.loop import (
     CHECKPOINT_DIR,
     LoopState,

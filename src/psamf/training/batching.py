@@ -1,8 +1,11 @@
 """From a SplitData to model batches (the "Model batch" contract in docs/DESIGN.md).
 
-Transcripts are tokenized once per split (padded to ``max_text_length``); each batch is trimmed to
-its longest transcript and its longest audio / vision sequence, so short clips cost little. The
-personality embeddings P come in precomputed (see ``psamf.training.personality``).
+``model_batch`` is the one place that turns tokens, P and frames into the model's keyword
+arguments: training and ``evaluate`` reach it through ``EncodedSplit.collate``, ``predict`` and the
+speed benchmark call it directly. Transcripts are tokenized once per split (padded to
+``max_text_length``); each batch is trimmed to its longest transcript and its longest audio /
+vision sequence, so short clips cost little. The personality embeddings P come in precomputed
+(see ``psamf.training.prepare``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,32 @@ from torch.utils.data import DataLoader, Dataset
 
 from psamf.data.dataset import SplitData
 from psamf.errors import InputError
+from psamf.models.registry import MODALITIES
+
+Tensor = torch.Tensor
+
+
+def model_batch(
+    tokens: dict[str, Tensor],
+    *,
+    personality: Tensor | None = None,
+    frames: dict[str, tuple[Tensor, Tensor]] | None = None,
+    labels: Tensor | None = None,
+    modalities: Sequence[str] = MODALITIES,
+) -> dict[str, Tensor | None]:
+    """The model's keyword arguments: ``input_ids`` / ``attention_mask`` (B, L) from ``tokens``,
+    ``labels`` (B,), ``personality`` (B, H_p), and per modality ``<name>`` (B, T, d) with
+    ``<name>_lengths`` (B,) from ``frames``; a modality missing from ``frames`` or not among
+    ``modalities`` (those the model reads) is None, as is P when not given."""
+    frames = frames or {}
+    batch: dict[str, Tensor | None] = {
+        "input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"],
+        "labels": labels, "personality": personality,
+    }
+    for name in MODALITIES:
+        features, lengths = frames[name] if name in frames and name in modalities else (None, None)
+        batch[name], batch[f"{name}_lengths"] = features, lengths
+    return batch
 
 
 class EncodedSplit(Dataset):
@@ -59,23 +88,15 @@ class EncodedSplit(Dataset):
         idx = torch.as_tensor(indices, dtype=torch.long)
         mask = self.attention_mask[idx]  # (B, L)
         width = max(1, int(mask.sum(1).max()))
-        batch: dict[str, torch.Tensor | None] = {
-            "input_ids": self.input_ids[idx, :width],  # (B, L')
-            "attention_mask": mask[:, :width],  # (B, L')
-            "labels": self.labels[idx],  # (B,)
-            "personality": self.personality[idx] if self.personality is not None else None,
-        }
-        for name in ("audio", "vision"):
-            if name in self.frames:
-                feats, lengths = self.frames[name]
-                lens = lengths[idx]  # (B,)
-                frames = max(1, int(lens.max()))
-                batch[name] = feats[idx, :frames]  # (B, T', d)
-                batch[f"{name}_lengths"] = lens
-            else:
-                batch[name] = None
-                batch[f"{name}_lengths"] = None
-        return batch
+        frames = {}
+        for name, (feats, lengths) in self.frames.items():
+            lens = lengths[idx]  # (B,)
+            frames[name] = (feats[idx, :max(1, int(lens.max()))], lens)  # (B, T', d), (B,)
+        return model_batch(
+            {"input_ids": self.input_ids[idx, :width], "attention_mask": mask[:, :width]},
+            personality=self.personality[idx] if self.personality is not None else None,
+            frames=frames, labels=self.labels[idx],
+        )
 
 
 # Each recipe's shuffle stream: the generator of epoch e is seeded with seed * stride + e. The two

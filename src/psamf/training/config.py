@@ -2,8 +2,19 @@
 
 A run folder holds the resolved config (``config.yaml``); ``TrainConfig.from_dict`` rebuilds the run
 from it alone. Overrides use dotted keys (``epochs=3``, ``model.use_prefusion=false``,
-``optim.lr_encoder=3e-5``) and are parsed from the dataclass field types, so a typo or a bad value
+``optim.encoder_lr=3e-5``) and are parsed from the dataclass field types, so a typo or a bad value
 is refused with the list of valid keys instead of silently becoming a string.
+
+Every saved config carries ``format`` (CONFIG_FORMAT) and the ``psamf_version`` that wrote it.
+``migrate`` brings an older layout up to date on load, one format step at a time, so a run folder
+made by an earlier psamf still resumes and evaluates:
+
+- format 1 (no ``format`` key): housekeeping settings were flat top-level keys (``device``,
+  ``progress``, ...), and the learning rates were ``optim.lr_encoder`` / ``optim.lr_other``.
+- format 2: housekeeping settings under ``housekeeping:``; ``optim.encoder_lr`` / ``optim.other_lr``
+  (the names ``PSAMF.parameter_groups`` and personality pretraining use).
+
+The old keys keep working as ``key=value`` overrides (``ALIASES``).
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from psamf import __version__
 from psamf.device import DEVICES_HELP
 from psamf.errors import InputError, NotFoundError
 from psamf.models.config import PSAMFConfig
@@ -28,6 +40,17 @@ DEFAULT_PERSONALITY_ENCODER = "artifacts/personality-minilm"
 AUTO = "auto"
 # How P pools the personality encoder's last layer; auto = the folder's trait_head.json, else first.
 PERSONALITY_POOLINGS: tuple[str, ...] = (AUTO, *POOLINGS)
+# The layout of a saved config.yaml; bump it (and add a step to ``migrate``) when keys move.
+CONFIG_FORMAT = 2
+HOUSEKEEPING_KEYS: tuple[str, ...] = (
+    "cache_dir", "checkpoint_every_steps", "device", "num_workers", "progress",
+)
+# Old dotted keys -> their current name (format-1 layouts and ``key=value`` overrides).
+ALIASES: dict[str, str] = {
+    **{key: f"housekeeping.{key}" for key in HOUSEKEEPING_KEYS},
+    "optim.lr_encoder": "optim.encoder_lr",
+    "optim.lr_other": "optim.other_lr",
+}
 
 
 def check_encoding(name: str, field: str) -> None:
@@ -76,22 +99,22 @@ class OptimConfig:
     """Optimizer and schedule (the authors': Adam with coupled weight decay, two lr groups).
 
     Fields:
-        lr_encoder: learning rate of the sentiment encoder (and modules built into it).
-        lr_other: learning rate of everything else.
+        encoder_lr: learning rate of the sentiment encoder (and modules built into it).
+        other_lr: learning rate of everything else.
         weight_decay: coupled L2 weight decay (``torch.optim.Adam(weight_decay=...)``).
         grad_clip: max gradient norm; 0 disables clipping.
         plateau_factor / plateau_patience: ReduceLROnPlateau on validation MAE.
     """
 
-    lr_encoder: float = 5e-5
-    lr_other: float = 5e-4
+    encoder_lr: float = 5e-5
+    other_lr: float = 5e-4
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
     plateau_factor: float = 0.5
     plateau_patience: int = 2
 
     def validate(self) -> None:
-        for key in ("lr_encoder", "lr_other"):
+        for key in ("encoder_lr", "other_lr"):
             if not getattr(self, key) > 0:
                 raise InputError(f"optim.{key} must be > 0, got {getattr(self, key)}")
         if self.weight_decay < 0 or self.grad_clip < 0:
@@ -103,12 +126,47 @@ class OptimConfig:
 
 
 @dataclass(kw_only=True)
+class HousekeepingConfig:
+    """How a run is carried out, never what it computes: changing these keeps the results.
+
+    Fields:
+        cache_dir: where P is cached; None = ``$PSAMF_CACHE`` or ``~/.cache/psamf``.
+        checkpoint_every_steps: also checkpoint every K optimizer steps (0 = only at epoch ends).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        num_workers: DataLoader worker processes (batches are cheap to build; 0 is usually best).
+        progress: show tqdm progress bars (only ever on a terminal).
+    """
+
+    cache_dir: str | None = None
+    checkpoint_every_steps: int = 0
+    device: str = AUTO
+    num_workers: int = 0
+    progress: bool = True
+
+    def validate(self) -> None:
+        for key in ("checkpoint_every_steps", "num_workers"):
+            if getattr(self, key) < 0:
+                raise InputError(f"housekeeping.{key} must be >= 0, got {getattr(self, key)}")
+        if not (self.device in (AUTO, "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise InputError(f"housekeeping.device must be one of {DEVICES_HELP}, "
+                             f"got {self.device!r}")
+
+    def resolved_cache_dir(self) -> Path:
+        """Where personality embeddings are cached (see ``cache_dir``)."""
+        if self.cache_dir:
+            return Path(self.cache_dir)
+        env = os.environ.get(CACHE_ENV)
+        return Path(env) if env else Path.home() / ".cache" / "psamf"
+
+
+@dataclass(kw_only=True)
 class TrainConfig:
     """A whole training run: data, model, optimizer, schedule, seeds and housekeeping.
 
     Fields:
         preset: the preset this config started from (informational).
-        data / model / optim: see DataConfig, PSAMFConfig, OptimConfig.
+        data / model / optim / housekeeping: see DataConfig, PSAMFConfig, OptimConfig,
+            HousekeepingConfig (device, progress, workers, cache, step checkpoints).
         epochs: maximum number of epochs.
         batch_size / eval_batch_size: training and evaluation batch sizes (eval None = training's).
         early_stopping_patience: stop after this many epochs without a better validation MAE
@@ -121,11 +179,6 @@ class TrainConfig:
             ``auto`` = the pooling the folder's ``trait_head.json`` was trained with, else first.
             Set it to compare encoders with one thing changed (e.g. the untuned MiniLM, which has
             no trait head, mean-pooled like the pretrained one).
-        cache_dir: where P is cached; None = ``$PSAMF_CACHE`` or ``~/.cache/psamf``.
-        checkpoint_every_steps: also checkpoint every K optimizer steps (0 = only at epoch ends).
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        num_workers: DataLoader worker processes (batches are cheap to build; 0 is usually best).
-        progress: show tqdm progress bars (only ever on a terminal).
     """
 
     preset: str = "custom"
@@ -139,11 +192,7 @@ class TrainConfig:
     seeds: tuple[int, ...] = (0,)
     personality_encoder: str = AUTO
     personality_pooling: str = AUTO
-    cache_dir: str | None = None
-    checkpoint_every_steps: int = 0
-    device: str = AUTO
-    num_workers: int = 0
-    progress: bool = True
+    housekeeping: HousekeepingConfig = field(default_factory=HousekeepingConfig)
 
     def __post_init__(self) -> None:
         self.seeds = tuple(self.seeds)
@@ -154,14 +203,15 @@ class TrainConfig:
         self.data.validate()
         self.model.validate()
         self.optim.validate()
+        self.housekeeping.validate()
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
                 raise InputError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.eval_batch_size is not None and self.eval_batch_size < 1:
             raise InputError(f"eval_batch_size must be >= 1 or none, got {self.eval_batch_size}")
-        for key in ("early_stopping_patience", "checkpoint_every_steps", "num_workers"):
-            if getattr(self, key) < 0:
-                raise InputError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if self.early_stopping_patience < 0:
+            raise InputError(f"early_stopping_patience must be >= 0, "
+                             f"got {self.early_stopping_patience}")
         if not self.seeds:
             raise InputError("seeds must list at least one seed, e.g. seeds=1,2,3")
         if len(set(self.seeds)) != len(self.seeds):
@@ -171,26 +221,28 @@ class TrainConfig:
         if self.personality_pooling not in PERSONALITY_POOLINGS:
             raise InputError(f"personality_pooling must be one of {list(PERSONALITY_POOLINGS)}, "
                              f"got {self.personality_pooling!r}")
-        if not (self.device in (AUTO, "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise InputError(f"device must be one of {DEVICES_HELP}, got {self.device!r}")
 
     # --- serialisation -------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        """The saved layout: ``format`` and ``psamf_version`` first, then every field."""
+        out = {"format": CONFIG_FORMAT, "psamf_version": __version__, **dataclasses.asdict(self)}
         out["seeds"] = list(self.seeds)
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Rebuild from ``to_dict`` output; unknown keys are refused with the valid ones."""
+        """Rebuild from ``to_dict`` output of this or an older format (see ``migrate``); unknown
+        keys are refused with the valid ones."""
         if not isinstance(data, dict):
             raise InputError(f"a training config must be a mapping, got {type(data).__name__}")
+        data = migrate(data)
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise InputError(f"unknown config key(s) {unknown}; valid keys: {valid_keys()}")
         kwargs = dict(data)
-        for key, sub in (("data", DataConfig), ("optim", OptimConfig)):
+        for key, sub in (("data", DataConfig), ("optim", OptimConfig),
+                         ("housekeeping", HousekeepingConfig)):
             if key in kwargs:
                 kwargs[key] = _sub_from_dict(sub, kwargs[key], key)
         if "model" in kwargs:
@@ -218,19 +270,45 @@ class TrainConfig:
 
     # --- derived values ------------------------------------------------------------------------
 
-    def resolved_cache_dir(self) -> Path:
-        """Where personality embeddings are cached (see ``cache_dir``)."""
-        if self.cache_dir:
-            return Path(self.cache_dir)
-        env = os.environ.get(CACHE_ENV)
-        return Path(env) if env else Path.home() / ".cache" / "psamf"
-
     def personality_pooling_arg(self) -> str | None:
         """``personality_pooling`` as PersonalityEncoder's ``pooling`` (None = the folder's)."""
         return None if self.personality_pooling == AUTO else self.personality_pooling
 
     def uses_personality(self) -> bool:
         return self.model.uses_personality()  # the model registry says which models read P
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """A config mapping of any known format brought to CONFIG_FORMAT, without its ``format`` /
+    ``psamf_version`` stamps (``data`` is not changed)."""
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    version = data.pop("psamf_version", None)
+    fmt = data.pop("format", 1)  # format 1 predates the stamp
+    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
+        raise InputError(f"config format must be a positive integer, got {fmt!r}")
+    if fmt > CONFIG_FORMAT:
+        raise InputError(
+            f"config format {fmt} was written by psamf {version or 'newer'}; this psamf "
+            f"({__version__}) reads formats up to {CONFIG_FORMAT}: upgrade psamf"
+        )
+    if fmt == 1:
+        data = _rename_keys(data)
+    return data
+
+
+def _rename_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Move every key named in ALIASES to its current place (format 1 -> 2)."""
+    for old, new in ALIASES.items():
+        head, _, tail = old.partition(".")
+        source = data.get(head) if tail else data
+        if not isinstance(source, dict) or (tail or head) not in source:
+            continue
+        value = source.pop(tail or head)
+        new_head, _, new_tail = new.partition(".")
+        target = data.setdefault(new_head, {})
+        if isinstance(target, dict):
+            target[new_tail] = value
+    return data
 
 
 def _sub_from_dict(cls: type, data: Any, prefix: str) -> Any:
@@ -257,7 +335,8 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 def valid_keys(cls: type | None = None) -> list[str]:
     """Every dotted key ``apply_overrides`` accepts for config class ``cls`` (default
-    TrainConfig), e.g. ``optim.lr_encoder``."""
+    TrainConfig), e.g. ``optim.encoder_lr`` (old names in ALIASES are accepted too, but not
+    listed)."""
     keys: list[str] = []
     for name, tp in _field_types(cls or TrainConfig).items():
         if dataclasses.is_dataclass(tp):
@@ -306,15 +385,17 @@ def parse_value(text: str, tp: Any, key: str) -> Any:
 def parse_overrides(items: list[str], cls: type | None = None) -> dict[str, Any]:
     """``["epochs=3", "model.use_prefusion=false"]`` -> {dotted key: typed value}, typed by the
     fields of the config dataclass ``cls`` (default TrainConfig; any dataclass whose fields are
-    plain values or dataclasses of them, e.g. ``PretrainConfig``)."""
+    plain values or dataclasses of them, e.g. ``PretrainConfig``). For TrainConfig an old key
+    (``device``, ``optim.lr_encoder``, see ALIASES) is returned under its current name."""
     cls = cls or TrainConfig
+    aliases = ALIASES if cls is TrainConfig else {}
     types_top = _field_types(cls)
     parsed: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
             raise InputError(f"override {item!r} is not key=value; valid keys: {valid_keys(cls)}")
         key, text = item.split("=", 1)
-        key = key.strip()
+        key = aliases.get(key.strip(), key.strip())
         head, _, tail = key.partition(".")
         tp = types_top.get(head)
         if tp is not None and dataclasses.is_dataclass(tp):
@@ -329,18 +410,22 @@ def parse_overrides(items: list[str], cls: type | None = None) -> dict[str, Any]
 
 def apply_overrides(config: Any, items: list[str] | dict[str, Any]) -> Any:
     """A new, validated config of the same class with ``key=value`` overrides applied (strings or
-    a parsed dict); the class needs ``to_dict`` and ``from_dict``."""
+    a parsed dict); nested dataclass fields are replaced with ``dataclasses.replace``."""
     cls = type(config)
     overrides = parse_overrides(items, cls) if isinstance(items, list) else items
-    data = config.to_dict()
+    aliases = ALIASES if cls is TrainConfig else {}
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
     for key, value in overrides.items():
-        head, _, tail = key.partition(".")
+        head, _, tail = aliases.get(key, key).partition(".")
         if tail:
-            data[head][tail] = value
+            nested.setdefault(head, {})[tail] = value
         else:
-            data[head] = value
+            top[head] = value
     try:
-        return cls.from_dict(data)
+        subs = {head: dataclasses.replace(getattr(config, head), **fields)
+                for head, fields in nested.items()}
+        return dataclasses.replace(config, **top, **subs)  # __post_init__ validates the whole
     except (TypeError, ValueError) as err:
         given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
         raise InputError(f"bad override ({given}): {err}") from err

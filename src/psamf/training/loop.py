@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from psamf.checkpointing import MODEL_FILE, save_model
 from psamf.errors import InputError, TrainingDivergedError
 from psamf.io import write_json
 from psamf.training.batching import epoch_order
-from psamf.training.checkpoint import MODEL_FILE, save_model
 
 __all__ = [
     "BEST_DIR", "CHECKPOINT_DIR", "LoopState", "best_weights_file", "check_loss", "epoch_order",

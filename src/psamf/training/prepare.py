@@ -8,6 +8,7 @@ on-disk cache (computing only what is missing).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,21 +70,16 @@ def resolve_personality_encoder(name: str) -> str:
     return "minilm"
 
 
-def resolve_model_config(config: TrainConfig, dataset: MultimodalDataset) -> PSAMFConfig:
-    """Set audio_dim / vision_dim from the data, for the modalities the model reads (its registry
-    entry; none when text_only)."""
-    return config.model.with_data_widths(dataset.modality_widths())
-
-
 def personality_embeddings(
     config: TrainConfig,
     splits: dict[str, SplitData],
     *,
     check: Callable[[Any], None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """P for every split, from the cache under ``config.resolved_cache_dir()``, and which encoder
-    computed it (see ``Prepared.personality``). ``check(encoder)`` runs before anything is
-    computed (a resumed or evaluated run refuses an encoder other than its own there)."""
+    """P for every split, from the cache under ``config.housekeeping.resolved_cache_dir()``, and
+    which encoder computed it (see ``Prepared.personality``). ``check(encoder)`` runs before
+    anything is computed (a resumed or evaluated run refuses an encoder other than its own
+    there)."""
     from psamf.personality.cache import PersonalityEmbeddingCache
     from psamf.personality.encoder import PersonalityEncoder
     from psamf.personality.folder import EncoderFolder
@@ -104,7 +100,7 @@ def personality_embeddings(
     info = {"encoder": config.personality_encoder, "identity": encoder.identity,
             "pretrained": folder.pretrained,
             "path": str(where.resolve()) if where.is_dir() else None}
-    cache = PersonalityEmbeddingCache(config.resolved_cache_dir() / "personality")
+    cache = PersonalityEmbeddingCache(config.housekeeping.resolved_cache_dir() / "personality")
     return {name: cache.get_or_compute(encoder, s.texts) for name, s in splits.items()}, info
 
 
@@ -157,15 +153,16 @@ def prepare(
     if dataset is None:
         dataset = load_multimodal(config.data.name, config.data.root, config.data.labels_encoding)
     splits = subset_splits(config, dataset)
-    model = resolve_model_config(config, dataset)
+    # The data-dependent widths, each filled once: audio / vision for the modalities the model
+    # reads (its registry entry; none when text_only), then P's. A width the user set must match.
+    model = config.model.with_data_widths(dataset.modality_widths())
     personality, info = None, None
     if config.uses_personality():
         encoder = resolve_personality_encoder(config.personality_encoder)
-        config = TrainConfig.from_dict({**config.to_dict(), "personality_encoder": encoder})
+        config = dataclasses.replace(config, personality_encoder=encoder)
         personality, info = personality_embeddings(config, splits, check=check_personality)
-        width = int(next(iter(personality.values())).shape[1])
-        model = model.replace(personality_dim=width)
-    config = TrainConfig.from_dict({**config.to_dict(), "model": model.to_dict()})
+        model = model.with_personality_dim(int(next(iter(personality.values())).shape[1]))
+    config = dataclasses.replace(config, model=model)
     return Prepared(
         config=config, dataset=dataset, splits=encode_splits(model, splits, personality),
         raw=splits, personality=info,

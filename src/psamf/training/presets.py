@@ -13,12 +13,13 @@ The CLI's ``--preset`` choices come from ``PRESETS``; add a preset by decorating
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from psamf.errors import InputError
 from psamf.models.config import PSAMFConfig
-from psamf.training.config import DataConfig, OptimConfig, TrainConfig
+from psamf.training.config import DataConfig, HousekeepingConfig, OptimConfig, TrainConfig
 
 PRESETS: dict[str, Callable[[], TrainConfig]] = {}
 DEFAULT_PRESET = "cpu"
@@ -50,7 +51,7 @@ def cpu() -> TrainConfig:
         preset="cpu",
         data=DataConfig(name="sample"),
         model=PSAMFConfig(text_encoder="minilm"),
-        optim=OptimConfig(lr_encoder=5e-5, lr_other=5e-4, weight_decay=1e-4, grad_clip=1.0,
+        optim=OptimConfig(encoder_lr=5e-5, other_lr=5e-4, weight_decay=1e-4, grad_clip=1.0,
                           plateau_factor=0.5, plateau_patience=1),
         epochs=4,
         batch_size=32,
@@ -58,7 +59,7 @@ def cpu() -> TrainConfig:
     )
 
 
-def _authors(dataset: str, *, lr_encoder: float, lr_other: float, batch_size: int,
+def _authors(dataset: str, *, encoder_lr: float, other_lr: float, batch_size: int,
              **extra: Any) -> TrainConfig:
     """The authors' training settings shared by their MOSI and MOSEI runs; ``extra`` sets further
     TrainConfig fields (housekeeping only).
@@ -73,7 +74,7 @@ def _authors(dataset: str, *, lr_encoder: float, lr_other: float, batch_size: in
         preset=f"{dataset}_authors",
         data=DataConfig(name=dataset),
         model=PSAMFConfig(text_encoder="minilm"),
-        optim=OptimConfig(lr_encoder=lr_encoder, lr_other=lr_other, weight_decay=1e-4,
+        optim=OptimConfig(encoder_lr=encoder_lr, other_lr=other_lr, weight_decay=1e-4,
                           grad_clip=1.0, plateau_factor=0.5, plateau_patience=20),
         epochs=100,
         batch_size=batch_size,
@@ -86,7 +87,7 @@ def _authors(dataset: str, *, lr_encoder: float, lr_other: float, batch_size: in
 def mosi_authors() -> TrainConfig:
     """The authors' CMU-MOSI training settings (spec "Training (authors' settings)"): encoder lr
     5e-5, the rest 5e-4, batch 256."""
-    return _authors("mosi", lr_encoder=5e-5, lr_other=5e-4, batch_size=256)
+    return _authors("mosi", encoder_lr=5e-5, other_lr=5e-4, batch_size=256)
 
 
 @preset("mosei_authors")
@@ -94,8 +95,9 @@ def mosei_authors() -> TrainConfig:
     """The authors' CMU-MOSEI training settings (spec "Training (authors' settings)"): encoder lr
     1e-5, the rest 1e-4, batch 128."""
     return _authors(
-        "mosei", lr_encoder=1e-5, lr_other=1e-4, batch_size=128,
-        checkpoint_every_steps=100,  # a MOSEI epoch is long: a kill loses at most 100 steps
+        "mosei", encoder_lr=1e-5, other_lr=1e-4, batch_size=128,
+        # a MOSEI epoch is long: a kill loses at most 100 steps
+        housekeeping=HousekeepingConfig(checkpoint_every_steps=100),
     )
 
 
@@ -103,7 +105,5 @@ def mosei_authors() -> TrainConfig:
 def text_finetune() -> TrainConfig:
     """The text-only fine-tuning baseline with the cpu preset's budget (same encoder and seeds)."""
     config = cpu()
-    return TrainConfig.from_dict(
-        {**config.to_dict(), "preset": "text_finetune",
-         "model": {**config.model.to_dict(), "model_type": "text_finetune"}}
-    )
+    return dataclasses.replace(config, preset="text_finetune",
+                               model=config.model.replace(model_type="text_finetune"))

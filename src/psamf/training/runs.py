@@ -26,6 +26,7 @@ identity run.json recorded (``locate_personality_encoder``).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -43,6 +44,7 @@ from psamf.provenance import git_commit
 from psamf.training.config import TrainConfig
 from psamf.training.plots import write_plots
 from psamf.training.prepare import Prepared, prepare
+from psamf.training.records import SeedResult
 from psamf.training.reports import SYNTHETIC_BANNER, write_summary
 from psamf.training.trainer import BEST_DIR, CHECKPOINT_DIR, METRICS_FILE, Trainer
 
@@ -157,7 +159,7 @@ def locate_personality_encoder(
                     f"is gone (not under {Path.cwd()}{where}); pass {how} naming a "
                     f"copy of it (identity {recorded.get('identity')})"
                 )
-    return TrainConfig.from_dict({**config.to_dict(), ENCODER_KEY: chosen})
+    return dataclasses.replace(config, personality_encoder=chosen)
 
 
 def personality_check(
@@ -201,11 +203,8 @@ def load_config(run: str | Path) -> TrainConfig:
     return TrainConfig.load(run / CONFIG_FILE)
 
 
-def _write_seed_outputs(
-    folder: Path, results: dict[str, Any], prepared: Prepared, name: str
-) -> None:
-    preds = results.pop("_predictions")
-    results["personality"] = _p_record(prepared)
+def _write_seed_outputs(folder: Path, result: SeedResult, prepared: Prepared, name: str) -> None:
+    preds = result.predictions
     test = prepared.raw["test"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -213,9 +212,10 @@ def _write_seed_outputs(
     for uid, label, pred in zip(test.ids, test.labels, preds["test"], strict=True):
         writer.writerow([uid, repr(float(label)), repr(float(pred))])
     write_text(folder / "predictions_test.csv", buffer.getvalue())
-    write_plots(folder, preds=preds["test"], labels=test.labels, history=results["history"],
+    record = result.to_dict()
+    write_plots(folder, preds=preds["test"], labels=test.labels, history=record["history"],
                 name=name)
-    write_json(folder / METRICS_FILE, results)  # last: its presence marks the seed finished
+    write_json(folder / METRICS_FILE, record)  # last: its presence marks the seed finished
     shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
 
 
@@ -268,12 +268,12 @@ def train_run(
         folder = seed_dir(run, seed)
         trainer = Trainer(config, prepared.splits, seed=seed, folder=folder, rank=rank,
                           on_step=on_step)
-        results = trainer.fit()
+        result = dataclasses.replace(trainer.fit(), personality=_p_record(prepared))
         if rank == 0:
-            _write_seed_outputs(folder, results, prepared, f"{run.name} seed {seed}")
+            _write_seed_outputs(folder, result, prepared, f"{run.name} seed {seed}")
             log.info("seed %d: test MAE %.4f, Acc-2 non0 %.2f (best epoch %d)", seed,
-                     results["test"]["mae"], results["test"]["acc2_non0"], results["best_epoch"])
-        done.append(results)
+                     result.test["mae"], result.test["acc2_non0"], result.best_epoch)
+        done.append(result.to_dict())  # as metrics.json holds it, like the seeds read back
         if rank == 0:
             summary = _write_summary(run, done, prepared, header.strip())
     if rank == 0 and not summary:
@@ -294,8 +294,8 @@ def best_weights(run: str | Path, seed: int) -> Path:
 def load_trained_model(run: str | Path, seed: int | None = None, *,
                        device: str | torch.device = "cpu"):
     """(config, seed, model in eval mode) with the seed's best-on-validation weights."""
+    from psamf.checkpointing import load_model_weights
     from psamf.models import build_model
-    from psamf.training.checkpoint import load_model_weights
 
     config = load_config(run)
     if seed is None:

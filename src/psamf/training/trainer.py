@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -22,17 +21,17 @@ from torch.nn.utils import clip_grad_norm_
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from tqdm.auto import tqdm
 
-from psamf.device import resolve_device
-from psamf.errors import TrainingDivergedError
-from psamf.metrics import regression_metrics
-from psamf.progress import bars_enabled
-from psamf.training.batching import EncodedSplit, batches_of, make_loader, to_device
-from psamf.training.checkpoint import (
+from psamf.checkpointing import (
     has_training_checkpoint,
     load_model_weights,
     load_training_checkpoint,
     save_training_checkpoint,
 )
+from psamf.device import resolve_device
+from psamf.errors import TrainingDivergedError
+from psamf.metrics import regression_metrics
+from psamf.progress import bars_enabled
+from psamf.training.batching import EncodedSplit, batches_of, make_loader, to_device
 from psamf.training.config import TrainConfig
 from psamf.training.loop import (
     BEST_DIR,
@@ -45,6 +44,7 @@ from psamf.training.loop import (
     save_best,
     set_seed,
 )
+from psamf.training.records import EpochRecord, SeedResult
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class Trainer:
         self.seed = seed
         self.folder = Path(folder)
         self.is_main = rank == 0
-        self.device = resolve_device(config.device)
+        self.device = resolve_device(config.housekeeping.device)
         self.timers = Timers()
         self.on_step = on_step
         self.eval_batch_size = config.eval_batch_size or config.batch_size
@@ -151,7 +151,7 @@ class Trainer:
         model = build_model(self.config.model).to(self.device)
         opt = self.config.optim
         groups = model.parameter_groups(
-            encoder_lr=opt.lr_encoder, other_lr=opt.lr_other, weight_decay=opt.weight_decay
+            encoder_lr=opt.encoder_lr, other_lr=opt.other_lr, weight_decay=opt.weight_decay
         )
         optimizer = torch.optim.Adam(groups)  # coupled weight decay, as the authors
         scheduler = ReduceLROnPlateau(
@@ -178,7 +178,7 @@ class Trainer:
         return SummaryWriter(str(self.folder / "tensorboard"), purge_step=global_step or None)
 
     def _progress(self, total: int, initial: int, desc: str):
-        enabled = bars_enabled(self.config.progress and self.is_main)
+        enabled = bars_enabled(self.config.housekeeping.progress and self.is_main)
         return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False,
                     disable=not enabled)
 
@@ -192,7 +192,7 @@ class Trainer:
         if loss is None or not torch.isfinite(loss):
             check_loss(loss, epoch=epoch, step=loop.step_in_epoch,
                        terms={k: float(v.detach()) for k, v in out.losses.items()},
-                       fix="lower optim.lr_encoder / optim.lr_other, keep optim.grad_clip > 0, "
+                       fix="lower optim.encoder_lr / optim.other_lr, keep optim.grad_clip > 0, "
                            "or check the data")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -238,10 +238,9 @@ class Trainer:
         scheduler.step(valid["mae"])
         train = {k: v / max(loop.count, 1) for k, v in loop.sums.items()}
         improved = loop.end_epoch(valid["mae"], higher_is_better=False)
-        entry = {"epoch": epoch + 1, "train": train, "valid": valid, "lr": lrs, "seconds": seconds}
-        if resumed_at_step:
-            entry["resumed_at_step"] = resumed_at_step
-        loop.history.append(entry)
+        record = EpochRecord(epoch=epoch + 1, train=train, valid=valid, lr=lrs, seconds=seconds,
+                             resumed_at_step=resumed_at_step or None)
+        loop.history.append(record.to_dict())
         if self.is_main:
             terms = " ".join(f"{k} {v:.4f}" for k, v in train.items() if k != "loss")
             lr_text = "/".join(f"{v:.1e}" for v in lrs.values())
@@ -269,8 +268,9 @@ class Trainer:
                      self.seed, patience)
         return improved
 
-    def fit(self) -> dict[str, Any]:
-        """Train (or resume) this seed and return its metrics (also written to metrics.json)."""
+    def fit(self) -> SeedResult:
+        """Train (or resume) this seed and return its result (the run writes it to
+        metrics.json)."""
         model, optimizer, scheduler = self._build()
         loop = LoopState()
         checkpoint = self.folder / CHECKPOINT_DIR
@@ -282,7 +282,7 @@ class Trainer:
                      loop.step_in_epoch)
             self._repair_best(model, loop)
         train = self.splits["train"]
-        every = self.config.checkpoint_every_steps
+        every = self.config.housekeeping.checkpoint_every_steps
         writer = self._writer(loop.global_step)
         loop_start = time.perf_counter()
         try:
@@ -295,7 +295,8 @@ class Trainer:
                 model.train()
                 loader = make_loader(
                     train, all_batches[loop.step_in_epoch:], seed=self.seed * 7919 + epoch,
-                    num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda",
+                    num_workers=self.config.housekeeping.num_workers,
+                    pin_memory=self.device.type == "cuda",
                 )
                 bar = self._progress(len(all_batches), loop.step_in_epoch,
                                      f"seed {self.seed} epoch {epoch + 1}")
@@ -328,21 +329,16 @@ class Trainer:
         self.timers.extra["epochs_wall"] = time.perf_counter() - loop_start
         return self._finish(model, loop)
 
-    def _finish(self, model, loop: LoopState) -> dict[str, Any]:
+    def _finish(self, model, loop: LoopState) -> SeedResult:
         """Evaluate the best-on-validation weights on valid and test, once."""
         load_model_weights(model, best_weights_file(self.folder))
-        results: dict[str, Any] = {
-            "seed": self.seed,
-            "best_epoch": loop.best_epoch,
-            "epochs_run": loop.epoch,
-            "stopped_early": loop.stopped_early,
-            "history": loop.history,
-        }
-        predictions = {}
+        metrics, predictions = {}, {}
         for split in ("valid", "test"):
-            metrics, preds = evaluate_split(model, self.splits[split],
-                                            batch_size=self.eval_batch_size, device=self.device)
-            results[split] = metrics
-            predictions[split] = preds
-        results["_predictions"] = predictions
-        return results
+            metrics[split], predictions[split] = evaluate_split(
+                model, self.splits[split], batch_size=self.eval_batch_size, device=self.device)
+        return SeedResult(
+            seed=self.seed, best_epoch=loop.best_epoch, epochs_run=loop.epoch,
+            stopped_early=loop.stopped_early,
+            history=[EpochRecord.from_dict(h) for h in loop.history],
+            valid=metrics["valid"], test=metrics["test"], predictions=predictions,
+        )
