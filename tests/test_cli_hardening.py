@@ -81,6 +81,10 @@ def test_run_json_records_commit_wall_time_and_memory(tiny_run):
     (session,) = info["sessions"]
     assert session["git_commit"] == info["git_commit"] and session["resumed"] is False
     assert session["wall_seconds"] > 0 and session["peak_memory_mib"]["rss"] > 10
+    assert session["threads"] == torch.get_num_threads() >= 1
+    for when in ("start", "end"):
+        load = session["load_average"][when]
+        assert len(load) == 3 and all(v >= 0 for v in load)
 
 
 def test_single_seed_summaries_show_no_zero_spread(tiny_run, capsys):

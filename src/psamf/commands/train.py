@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from psamf.device import resolve_device
     from psamf.training.prepare import prepare
     from psamf.training.reports import SYNTHETIC_BANNER, markdown_table
-    from psamf.training.run_info import record_session
+    from psamf.training.run_info import load_average, record_session
     from psamf.training.runs import (
         check_writable,
         create_run,
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_transformers(getattr(args, "verbose", False))
 
-    started = time.time()
+    started, load_at_start = time.time(), load_average()
     command = "psamf " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.resume is not None:
         moved_encoder, others = encoder_override(list(args.overrides))
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return _interrupted(folder)
     record_session(folder, command=command, started=started, resumed=args.resume is not None,
-                   device=str(device))
+                   device=str(device), load_at_start=load_at_start)
     print()
     if prepared.dataset.synthetic:
         print(f"*** {SYNTHETIC_BANNER} ***")

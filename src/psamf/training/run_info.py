@@ -1,14 +1,16 @@
 """What each ``psamf train`` call on a run folder cost and ran: ``run.json``'s ``sessions`` list.
 
 A run may take several calls (``--resume`` after a kill); each finished call appends one entry:
-the command, the code's git commit, the device, wall seconds and the peak memory it reached
-(process resident set; CUDA allocator peak when on a GPU). Interrupted calls are not recorded:
-their time shows in the per-epoch seconds of ``metrics.json``.
+the command, the code's git commit, the device, wall seconds, the peak memory it reached
+(process resident set; CUDA allocator peak when on a GPU), torch's thread count and the machine's
+load average at start and end (a shared machine's timings are read against it). Interrupted
+calls are not recorded: their time shows in the per-epoch seconds of ``metrics.json``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,10 +39,22 @@ def peak_memory_mib() -> dict[str, float]:
     return out
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages, or None where the platform has none."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):  # pragma: no cover - Windows
+        return None
+
+
 def record_session(
-    folder: str | Path, *, command: str, started: float, resumed: bool, device: str
+    folder: str | Path, *, command: str, started: float, resumed: bool, device: str,
+    load_at_start: list[float] | None = None,
 ) -> dict[str, Any]:
-    """Append this call's entry to ``folder/run.json`` (``started``: its ``time.time()``)."""
+    """Append this call's entry to ``folder/run.json`` (``started``: its ``time.time()``;
+    ``load_at_start``: ``load_average()`` then)."""
+    import torch
+
     path = Path(folder) / "run.json"
     info = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     entry = {
@@ -50,6 +64,8 @@ def record_session(
         "device": device,
         "wall_seconds": round(time.time() - started, 1),
         "peak_memory_mib": peak_memory_mib(),
+        "threads": torch.get_num_threads(),
+        "load_average": {"start": load_at_start, "end": load_average()},
     }
     info.setdefault("sessions", []).append(entry)
     write_json(path, info)
