@@ -73,6 +73,8 @@ def test_pretrained_folder_pools_as_its_trait_head(pretrained):
     assert first.pooling == "first" and first.pretrained
     assert first.identity() != folder.identity()
     assert first.content_id() == folder.content_id()  # the trait head is not part of it
+    # The head only knows P pooled its own way: no Big Five reading from first-token P.
+    assert first.trait_head() is None
 
 
 def test_trait_head_is_not_part_of_the_content_identity(plain, pretrained):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING
 from psamf.backbones import is_short_name, resolve_backbone
 from psamf.errors import InputError
 from psamf.personality.pooling import canonical_pooling
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -112,10 +115,19 @@ class EncoderFolder:
         return read_head_config(self.path)
 
     def trait_head(self) -> TraitHead | None:
-        """The Big Five head saved beside the encoder; None when it has none."""
+        """The Big Five head saved beside the encoder; None when it has none, or when this folder
+        was opened with another pooling than the head was trained on (its reading would be
+        meaningless: the head only knows P pooled its own way)."""
         from psamf.personality.head import load_trait_head
 
-        return load_trait_head(self.path) if self.is_folder else None
+        if not self.is_folder or not self.pretrained:
+            return None
+        trained = canonical_pooling((self.head_config() or {}).get("pooling") or "first")
+        if trained != self.pooling:
+            log.warning("%s: its trait head reads P pooled by %s, but P is pooled by %s here; "
+                        "no Big Five reading", self.path, trained, self.pooling)
+            return None
+        return load_trait_head(self.path)
 
     def content_id(self, model: nn.Module | None = None) -> str:
         """What the encoder computes, not where it lives.
