@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -85,7 +86,7 @@ class LibrosaAcoustic:
     def __post_init__(self) -> None:
         if not 0 < self.win_s <= 0.2 or not 0 < self.hop_s <= self.win_s:
             raise InputError(
-                f"librosa acoustic settings: hop_s={self.hop_s} and win_s={self.win_s} must satisfy "
+                f"librosa acoustic settings: hop_s={self.hop_s}, win_s={self.win_s} must satisfy "
                 "0 < hop_s <= win_s <= 0.2 seconds"
             )
         if not 0 < self.fmin < self.fmax < self.sr / 2:
