@@ -74,8 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build_config(args: argparse.Namespace):
     """Preset, then --data/--backbone, then KEY=VALUE overrides (later wins)."""
-    from psamf.personality.config import PretrainConfig, get_preset
-    from psamf.training.config import apply_overrides, parse_overrides
+    from psamf.personality.config import get_preset
+    from psamf.training.config import with_flags_and_overrides
 
     config = get_preset(args.preset)
     flags: dict = {}
@@ -83,8 +83,7 @@ def build_config(args: argparse.Namespace):
         flags["data"] = args.data
     if args.backbone is not None:
         flags["backbone"] = args.backbone
-    flags.update(parse_overrides(list(args.overrides), PretrainConfig))
-    return apply_overrides(config, flags) if flags else config
+    return with_flags_and_overrides(config, flags, args.overrides)
 
 
 def run(args: argparse.Namespace) -> int:

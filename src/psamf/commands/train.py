@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build_config(args: argparse.Namespace):
     """Preset, then --data/--root/--seeds, then KEY=VALUE overrides (later wins)."""
-    from psamf.training.config import apply_overrides, parse_overrides
+    from psamf.training.config import parse_overrides, with_flags_and_overrides
     from psamf.training.presets import get_preset
 
     config = get_preset(args.preset)
@@ -78,8 +78,7 @@ def build_config(args: argparse.Namespace):
         flags.update(parse_overrides([f"seeds={args.seeds}"]))
     if args.no_progress:
         flags["progress"] = False
-    flags.update(parse_overrides(list(args.overrides)))
-    return apply_overrides(config, flags) if flags else config
+    return with_flags_and_overrides(config, flags, args.overrides)
 
 
 def preflight(prepared) -> None:

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from psamf.errors import InputError
-from psamf.media._optional import require
+from psamf.media._optional import build_named, require
 
 
 class AcousticExtractor(Protocol):
@@ -261,15 +261,4 @@ ACOUSTIC_EXTRACTORS: dict[str, Callable[..., AcousticExtractor]] = {
 
 def make_acoustic(name: str = "librosa", **settings: Any) -> AcousticExtractor:
     """Build the acoustic extractor called ``name`` with ``settings`` (its dataclass fields)."""
-    if name not in ACOUSTIC_EXTRACTORS:
-        raise InputError(
-            f"unknown acoustic extractor {name!r}; choose one of {sorted(ACOUSTIC_EXTRACTORS)}"
-        )
-    builder = ACOUSTIC_EXTRACTORS[name]
-    known = {f.name for f in dataclasses.fields(builder)}  # type: ignore[arg-type]
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise InputError(
-            f"acoustic extractor {name!r} has no setting(s) {unknown}; known: {sorted(known)}"
-        )
-    return builder(**settings)
+    return build_named("acoustic", ACOUSTIC_EXTRACTORS, name, settings)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from psamf.errors import InputError
-from psamf.media._optional import require
+from psamf.media._optional import build_named, require
 
 # FaceMesh landmark indices (canonical 468-point mesh). Subject's right eye is on image left.
 _R_EYE = {"outer": 33, "inner": 133, "up1": 160, "up2": 158, "low1": 144, "low2": 153}
@@ -221,15 +221,4 @@ FACE_EXTRACTORS: dict[str, Callable[..., FaceMeshFeatures]] = {"facemesh": FaceM
 
 def make_face(name: str = "facemesh", **settings: Any) -> FaceMeshFeatures:
     """Build the face extractor called ``name`` with ``settings`` (its dataclass fields)."""
-    if name not in FACE_EXTRACTORS:
-        raise InputError(
-            f"unknown face extractor {name!r}; choose one of {sorted(FACE_EXTRACTORS)}"
-        )
-    builder = FACE_EXTRACTORS[name]
-    known = {f.name for f in dataclasses.fields(builder)}  # type: ignore[arg-type]
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise InputError(
-            f"face extractor {name!r} has no setting(s) {unknown}; known: {sorted(known)}"
-        )
-    return builder(**settings)
+    return build_named("face", FACE_EXTRACTORS, name, settings)

@@ -408,6 +408,13 @@ def parse_overrides(items: list[str], cls: type | None = None) -> dict[str, Any]
     return parsed
 
 
+def with_flags_and_overrides(config: Any, flags: dict[str, Any], overrides: list[str]) -> Any:
+    """A command's config: ``config`` (from a preset), then its typed option flags (dotted keys),
+    then the ``key=value`` overrides typed for ``config``'s class (later wins)."""
+    merged = {**flags, **parse_overrides(list(overrides), type(config))}
+    return apply_overrides(config, merged) if merged else config
+
+
 def apply_overrides(config: Any, items: list[str] | dict[str, Any]) -> Any:
     """A new, validated config of the same class with ``key=value`` overrides applied (strings or
     a parsed dict); nested dataclass fields are replaced with ``dataclasses.replace``."""
