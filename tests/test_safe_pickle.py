@@ -72,6 +72,9 @@ from psamf.data._pickle_allowlist import admitted_names
 from psamf.data.safe_pickle import UnsafePickleError, safe_load
 from psamf.errors import InputError
 
+# A numpy module that imports os (its name moved in numpy 2): a real stepping stone to os.system.
+NPYIO = "numpy.lib._npyio_impl" if int(np.__version__.split(".")[0]) >= 2 else "numpy.lib.npyio"
+
 # ----------------------------------------------------------------------------- round trips
 
 
@@ -287,13 +290,12 @@ def hostile_corpus(tmp_path: Path) -> dict[str, tuple[bytes, str, bool]]:
     add("codecs.open", lambda c, m: pickle_of(call(glob("codecs", "open"), text(str(m)),
                                                    text("w"))), "codecs.open", True)
     # Dotted attribute walks, the reported hole: from an admitted module and from numpy.dtypes.
-    add("dotted.numpy", system("numpy", "lib._npyio_impl.os.system", stack=True),
-        "numpy.lib._npyio_impl.os.system", True)
+    add("dotted.numpy", system("numpy", f"{NPYIO[6:]}.os.system", stack=True),
+        f"{NPYIO}.os.system", True)
     add("dotted.numpy.dtypes", lambda c, m: pickle_of(call(stack_glob(
         "numpy.dtypes", "Float32DType.__base__.__base__.__subclasses__"))),
         "numpy.dtypes.Float32DType.__base__.__base__.__subclasses__", False)
-    add("dotted.module", system("numpy.lib._npyio_impl", "os.system", stack=True),
-        "numpy.lib._npyio_impl.os.system", True)
+    add("dotted.module", system(NPYIO, "os.system", stack=True), f"{NPYIO}.os.system", True)
     # The names memoised, then fetched back (MEMOIZE / BINGET) or duplicated (DUP).
     add("memo.names", lambda c, m: pickle_of(
         short_text("posix"), MEMOIZE, POP, short_text("system"), MEMOIZE, POP,

@@ -165,14 +165,16 @@ def _build_dtype(base: np.dtype, state: Any) -> np.dtype:
 
 
 def _datetime(base: np.dtype, extra: Any, where: str) -> np.dtype:
-    # numpy writes (metadata, (unit, count, 1, 1)) for datetime64 / timedelta64.
+    # numpy writes (metadata, (unit, count, 1, 1)) for datetime64 / timedelta64; metadata is None
+    # from numpy 2 and an empty dict from numpy 1.x.
     try:
         metadata, (unit, count, den, events) = extra
     except (TypeError, ValueError):
         raise Refused(f"refused {where}: datetime metadata {extra!r:.60}") from None
     if isinstance(unit, bytes):
         unit = unit.decode("latin1")
-    ok = (metadata is None and type(unit) is str and _DATETIME_UNIT.fullmatch(unit)
+    no_metadata = metadata is None or (type(metadata) is dict and not metadata)
+    ok = (no_metadata and type(unit) is str and _DATETIME_UNIT.fullmatch(unit)
           and _is_int(count) and 1 <= count < 2**31 and den == 1 and events == 1)
     if not ok:
         raise Refused(f"refused {where}: datetime metadata {extra!r:.60}")
