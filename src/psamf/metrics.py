@@ -99,9 +99,9 @@ def grouped_regression_metrics(
     groups: Mapping[str, np.ndarray],
 ) -> dict[str, dict[str, float]]:
     """``regression_metrics`` of each group of positions ({name: indices}, e.g. each source
-    dataset of a combined test split), with the group's size as ``n``."""
+    dataset of a combined test split), with the group's size as ``utterances``."""
     p, t = np.asarray(preds), np.asarray(labels)
-    return {name: {"n": int(len(idx)), **regression_metrics(p[idx], t[idx])}
+    return {name: {"utterances": int(len(idx)), **regression_metrics(p[idx], t[idx])}
             for name, idx in groups.items()}
 
 

@@ -45,7 +45,7 @@ class SeedResult:
     and test metrics and predictions of the best weights. ``personality`` says which P produced
     the numbers (set by the run, which knows the encoder; None without P). ``test_by_dataset``:
     for datasets joined by ``+``, the test metrics of each one's share of the test split
-    ({name: {"n": size, metric: value}}; set by the run, which knows the sources)."""
+    ({name: {"utterances": size, metric: value}}; set by the run, which knows the sources)."""
 
     seed: int
     best_epoch: int

@@ -123,7 +123,7 @@ def write_summary(
     write_text(folder / "summary.csv", csv_table(test))
     record = {"test": test, "valid": valid}
     if by_dataset:
-        record["test_by_dataset"] = {name: {"n": size, **table}
+        record["test_by_dataset"] = {name: {"utterances": size, **table}
                                      for name, (size, table) in by_dataset.items()}
     write_json(folder / "summary.json", record)
     return test
@@ -139,5 +139,5 @@ def summarize_by_dataset(
     out = {}
     for name, metrics in per_seed[0]["test_by_dataset"].items():
         rows = [{**r, "test": r["test_by_dataset"][name]} for r in per_seed]
-        out[name] = (int(metrics["n"]), summarize(rows, "test"))
+        out[name] = (int(metrics["utterances"]), summarize(rows, "test"))
     return out

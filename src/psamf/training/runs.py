@@ -294,7 +294,7 @@ def train_run(
                      result.test["mae"], result.test["acc2_non0"], result.best_epoch)
             for part, metrics in (result.test_by_dataset or {}).items():
                 log.info("seed %d: test on %s alone (%d): MAE %.4f, Acc-2 non0 %.2f", seed,
-                         part, metrics["n"], metrics["mae"], metrics["acc2_non0"])
+                         part, metrics["utterances"], metrics["mae"], metrics["acc2_non0"])
         done.append(result.to_dict())  # as metrics.json holds it, like the seeds read back
         if rank == 0:
             summary = _write_summary(run, done, prepared, header.strip())
