@@ -49,7 +49,10 @@ def test_training_on_two_datasets_reports_each(tmp_path, capsys):
     md = (run / "summary.md").read_text(encoding="utf-8")
     assert "Test, alpha alone (6 utterances)" in md and "Test, beta alone" in md
     printed = capsys.readouterr().out
-    assert "Test, alpha alone (6 utterances)" in printed and "Test, beta alone" in printed
+    assert printed.index("Test, alpha alone (6 utterances)") < printed.index("Test, beta alone")
+    headers = [line for line in printed.splitlines() if line.startswith("| seed")]
+    assert len(headers) == 3  # joined, alpha, beta: each in the usual column order
+    assert all(h.startswith("| seed | MAE | Corr |") for h in headers), headers
 
 
 def test_single_dataset_runs_keep_their_records(tmp_path):

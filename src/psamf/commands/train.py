@@ -164,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
     # datasets joined by '+': each one's share of the test split, as summary.json records it
     by_dataset = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get(
         "test_by_dataset", {})
-    for name, table in by_dataset.items():
+    for name in prepared.dataset.parts:  # the order they were joined in (the JSON sorts keys)
+        table = by_dataset[name]
         print(markdown_table(table, title=f"Test, {name} alone ({table['utterances']} "
                                           "utterances)"))
     print(f"details: {folder / 'summary.md'}")

@@ -69,8 +69,9 @@ def _fmt(key: str, value: float) -> str:
 
 
 def markdown_table(summary: dict[str, Any], *, title: str = "") -> str:
-    """Rows: each seed, then mean ± std; columns: the standard metrics."""
-    keys = list(summary["mean"])
+    """Rows: each seed, then mean ± std; columns: the standard metrics (in METRIC_NAMES order,
+    also for a summary read back from JSON with sorted keys)."""
+    keys = [k for k in METRIC_NAMES if k in summary["mean"]]
     head = "| seed | " + " | ".join(METRIC_NAMES[k] for k in keys) + " |"
     rule = "|---|" + "---|" * len(keys)
     rows = [
