@@ -23,6 +23,7 @@ def test_training_on_two_datasets_reports_each(tmp_path, capsys):
     rc = main(["train", "--data", f"{alpha}+{beta}", "--out", str(tmp_path / "runs"),
                "--name", "two", "--no-progress", *overrides])
     assert rc == 0
+    printed = capsys.readouterr().out
     run = tmp_path / "runs" / "two"
     info = read_json(run / "run.json")["dataset"]
     assert info["parts"] == ["alpha", "beta"]
@@ -46,9 +47,15 @@ def test_training_on_two_datasets_reports_each(tmp_path, capsys):
     assert summary["test"]["mean"]["mae"] == metrics["test"]["mae"]
     assert summary["test_by_dataset"]["beta"]["utterances"] == 6
     assert summary["test_by_dataset"]["beta"]["mean"]["mae"] == by["beta"]["mae"]
+    # evaluate re-scores the same checkpoint on the same splits: the same per-dataset numbers
+    assert main(["evaluate", str(run), "--json", str(tmp_path / "eval.json")]) == 0
+    assert "split test, beta alone (6 utterances)" in capsys.readouterr().out
+    evaluated = read_json(tmp_path / "eval.json")["splits_by_dataset"]["test"]
+    for part in ("alpha", "beta"):
+        assert evaluated[part]["utterances"] == 6
+        assert evaluated[part]["mean"]["mae"] == pytest.approx(by[part]["mae"], rel=1e-5)
     md = (run / "summary.md").read_text(encoding="utf-8")
     assert "Test, alpha alone (6 utterances)" in md and "Test, beta alone" in md
-    printed = capsys.readouterr().out
     assert printed.index("Test, alpha alone (6 utterances)") < printed.index("Test, beta alone")
     headers = [line for line in printed.splitlines() if line.startswith("| seed")]
     assert len(headers) == 3  # joined, alpha, beta: each in the usual column order
