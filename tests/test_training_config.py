@@ -111,6 +111,10 @@ def test_authors_presets_match_the_authors_settings(name):
 def test_other_presets():
     assert get_preset("text_finetune").model.model_type == "text_finetune"
     assert get_preset("cpu").data.name == "sample"
+    clips = get_preset("clips")  # the deployable transcript (+P) model
+    assert clips.data.name == "mosi+mosei" and clips.model.text_only
+    assert clips.model.model_type == "psamf" and clips.uses_personality()
+    assert clips.model.modality_widths() == {}
 
 
 def test_loading_a_config_with_an_unknown_key_names_it(tmp_path):

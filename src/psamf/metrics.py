@@ -93,6 +93,18 @@ def regression_metrics(
     return out
 
 
+def grouped_regression_metrics(
+    preds: np.ndarray | Sequence[float],
+    labels: np.ndarray | Sequence[float],
+    groups: Mapping[str, np.ndarray],
+) -> dict[str, dict[str, float]]:
+    """``regression_metrics`` of each group of positions ({name: indices}, e.g. each source
+    dataset of a combined test split), with the group's size as ``utterances``."""
+    p, t = np.asarray(preds), np.asarray(labels)
+    return {name: {"utterances": int(len(idx)), **regression_metrics(p[idx], t[idx])}
+            for name, idx in groups.items()}
+
+
 def personality_metrics(
     preds: np.ndarray, targets: np.ndarray, traits: Sequence[str]
 ) -> dict[str, float]:

@@ -5,6 +5,7 @@ Examples::
     psamf evaluate runs/cpu-sample-psamf-20260101-120000
     psamf evaluate runs/my-mosi-run --data mosi --split all --json mosi-eval.json
     psamf evaluate runs/my-mosi-run --data mosei --seed 1     # cross-dataset (text + P only)
+    psamf evaluate runs/my-clips-run --data mosi+mosei       # joined, and each dataset alone
     psamf evaluate runs/my-run --personality-encoder /backup/personality-minilm  # encoder moved
 """
 
@@ -58,8 +59,10 @@ def check_modalities(model_widths: dict[str, int], dataset) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from psamf.data import part_indices
     from psamf.device import resolve_device
     from psamf.io import write_json
+    from psamf.metrics import grouped_regression_metrics
     from psamf.training.config import DataConfig
     from psamf.training.prepare import (
         encode_splits,
@@ -106,22 +109,40 @@ def run(args: argparse.Namespace) -> int:
     encoded = encode_splits(config.model, splits, personality)
     device = resolve_device(args.device)
     per_seed: list[dict] = []
+    # datasets joined by '+': {(split, dataset): that dataset's rows over the seeds}
+    per_part: dict[tuple[str, str], list[dict]] = {}
     for seed in seeds:
         _, _, model = load_trained_model(args.run, seed, device=str(device))
         row: dict = {"seed": seed}
         for name in wanted:
-            row[name], _ = evaluate_split(model, encoded[name], device=device,
-                                          batch_size=config.eval_batch_size or config.batch_size)
+            row[name], preds = evaluate_split(
+                model, encoded[name], device=device,
+                batch_size=config.eval_batch_size or config.batch_size)
+            groups = part_indices(splits[name].ids, dataset.parts) if dataset.parts else {}
+            for part, metrics in grouped_regression_metrics(preds, splits[name].labels,
+                                                            groups).items():
+                per_part.setdefault((name, part), []).append({"seed": seed, name: metrics})
         per_seed.append(row)
     if dataset.synthetic:
         print(f"*** {SYNTHETIC_BANNER} ***")
-    results = {}
+    results, by_dataset = {}, {}
     for name in wanted:
         results[name] = summarize(per_seed, name)
         title = f"{args.run} on {dataset.name}, split {name} ({len(splits[name])} utterances)"
         print(markdown_table(results[name], title=title))
+        for part in dataset.parts:
+            rows = per_part.get((name, part))
+            if rows:
+                size = rows[0][name]["utterances"]
+                table = by_dataset.setdefault(name, {})[part] = {
+                    "utterances": size, **summarize(rows, name)}
+                print(markdown_table(table, title=f"split {name}, {part} alone ({size} "
+                                                  "utterances)"))
     if args.json is not None:
-        write_json(args.json, {"run": str(args.run), "dataset": dataset.name,
-                               "synthetic": dataset.synthetic, "splits": results})
+        record = {"run": str(args.run), "dataset": dataset.name,
+                  "synthetic": dataset.synthetic, "splits": results}
+        if by_dataset:
+            record["splits_by_dataset"] = by_dataset
+        write_json(args.json, record)
         print(f"wrote {args.json}")
     return 0

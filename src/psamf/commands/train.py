@@ -17,6 +17,7 @@ refused run leaves nothing in --out. Ctrl-C stops with exit status 130 and print
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shlex
 import sys
@@ -159,6 +160,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"*** {SYNTHETIC_BANNER} ***")
     title = f"Test metrics, {folder} (checkpoint chosen on validation)"
     print(markdown_table(summary, title=title))
+    # datasets joined by '+': each one's share of the test split, as summary.json records it
+    by_dataset = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get(
+        "test_by_dataset", {})
+    for name in prepared.dataset.parts:  # the order they were joined in (the JSON sorts keys)
+        table = by_dataset[name]
+        print(markdown_table(table, title=f"Test, {name} alone ({table['utterances']} "
+                                          "utterances)"))
     print(f"details: {folder / 'summary.md'}")
     return 0
 

@@ -8,7 +8,10 @@
 - a folder path: its files are sniffed (MMSA pickle, label.csv, First Impressions pickles);
 - explicit paths for layouts a folder cannot disambiguate: ``features=`` (an MMSA or authors'
   pickle) and/or ``labels=`` (a label.csv);
-- ``labels_encoding=`` (default utf-8): the text encoding of any label.csv read.
+- ``labels_encoding=`` (default utf-8): the text encoding of any label.csv read;
+- several of the above joined by ``+`` (``"mosi+mosei"``, ``"DIR1+DIR2"``): one dataset, split by
+  split, ids prefixed with each part's name, only the modalities every part has
+  (``psamf.data.combine``). A path that exists as given is read as one folder even with a ``+``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from psamf.data.combine import combine, is_combination, part_indices, part_name, split_names
 from psamf.data.dataset import (
     BIG_FIVE,
     LABEL_MAX,
@@ -59,9 +63,11 @@ __all__ = [
     "PersonalitySplit",
     "SplitData",
     "UnsafePickleError",
+    "combine",
     "default_data_root",
     "load_dataset",
     "make_sample_dataset",
+    "part_indices",
     "read_first_impressions",
     "read_folder",
     "read_label_csv",
@@ -92,6 +98,8 @@ def load_dataset(
     For ``"sample"`` the keyword arguments go to ``make_sample_dataset`` (``seed=``, sizes).
     """
     name = str(name_or_dir)
+    if is_combination(name, root):
+        return _load_combination(name, root, labels_encoding, explicit_paths)
     if name == "sample":
         return make_sample_dataset(**explicit_paths)
     unknown = set(explicit_paths) - {"features", "labels"}
@@ -122,3 +130,24 @@ def load_dataset(
             f"({', '.join(NAMED_DATASETS)})"
         )
     return read_folder(folder, labels_encoding=labels_encoding, **explicit_paths)
+
+
+def _load_combination(
+    spec: str, root: str | Path | None, labels_encoding: str, explicit_paths: dict[str, Any]
+) -> MultimodalDataset:
+    if explicit_paths:
+        raise InputError(f"{spec}: features= / labels= (--features / --labels) name one "
+                         "dataset's files; load several datasets by name or folder instead")
+    named = []
+    for name in split_names(spec):
+        if name == "first_impressions":  # refused before minutes of reading it
+            raise InputError(f"{spec}: 'first_impressions' is a personality corpus, not a "
+                             "sentiment dataset; combine sentiment datasets only (sample, mosi, "
+                             "mosei, sentiment folders)")
+        dataset = load_dataset(name, root, labels_encoding=labels_encoding)
+        if not isinstance(dataset, MultimodalDataset):
+            raise InputError(f"{spec}: {name!r} is a personality corpus, not a sentiment "
+                             "dataset; combine sentiment datasets only (sample, mosi, mosei, "
+                             "sentiment folders)")
+        named.append((part_name(name), dataset))
+    return combine(named)

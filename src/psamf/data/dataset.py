@@ -15,6 +15,7 @@ import numpy as np
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 MODALITIES: tuple[str, ...] = ("audio", "vision")
 LABEL_MIN, LABEL_MAX = -3.0, 3.0
+PART_SEPARATOR = "/"  # a combined dataset's ids: "<part name>/<the part's own id>"
 BIG_FIVE: tuple[str, ...] = (
     "openness",
     "conscientiousness",
@@ -67,12 +68,19 @@ class SplitData:
 
 @dataclass
 class MultimodalDataset:
-    """A named dataset: splits plus where it came from."""
+    """A named dataset: splits plus where it came from.
+
+    ``parts``: for several datasets combined into one (``psamf.data.combine``), their names, each
+    the prefix of its utterances' ids; empty for a single dataset. ``dropped_modalities``: what the
+    combination left out because not every part has it.
+    """
 
     name: str
     splits: dict[str, SplitData]
     source: str = ""
     synthetic: bool = False
+    parts: tuple[str, ...] = ()
+    dropped_modalities: tuple[str, ...] = ()
 
     def modality_widths(self) -> dict[str, int]:
         """Width d of each modality present (taken from the first split that has it)."""
@@ -97,9 +105,20 @@ class MultimodalDataset:
                     + (f" ({absent} without {mod_name})" if absent else "")
                 )
             lines.append(";  ".join(parts))
+        if self.parts:
+            lines.append(f"  combined from: {', '.join(self.parts)} "
+                         f"(ids prefixed NAME{PART_SEPARATOR})")
+            for part in self.parts:
+                sizes = [sum(1 for uid in split.ids if uid.startswith(f"{part}{PART_SEPARATOR}"))
+                         for split in self.splits.values()]
+                lines.append(f"    {part}: " + ", ".join(
+                    f"{s} {n}" for s, n in zip(self.splits, sizes, strict=True)))
         widths = self.modality_widths()
         mods = "".join(f", {m} (d={w})" for m, w in widths.items())
         lines.append(f"  modalities: text{mods}")
+        if self.dropped_modalities:
+            lines.append(f"  dropped: {', '.join(self.dropped_modalities)} (not in every "
+                         "combined dataset; only what all of them have is kept)")
         absent = [m for m in MODALITIES if m not in widths]
         if absent:
             lines.append(f"  absent: {', '.join(absent)}")

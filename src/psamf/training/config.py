@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from psamf import __version__
+from psamf.data.combine import is_combination, split_names
 from psamf.device import DEVICES_HELP
 from psamf.errors import InputError, NotFoundError
 from psamf.models.config import PSAMFConfig
@@ -69,10 +70,13 @@ class DataConfig:
     """Which data to train on.
 
     Fields:
-        name: ``sample`` (built-in synthetic), ``mosi``, ``mosei`` or a folder.
+        name: ``sample`` (built-in synthetic), ``mosi``, ``mosei`` or a folder; or several
+            joined by ``+`` (``mosi+mosei``): one run on all of them, split by split, with only
+            the modalities every one has and test metrics also per dataset.
         root: folder holding the named datasets; None = ``$PSAMF_DATA_ROOT`` or ``../shared/data``.
         limit_train / limit_valid / limit_test: keep only the first N utterances of a split
-            (quick runs and tests); None = all.
+            (quick runs and tests); None = all. For datasets joined by ``+``: the first N of
+            each dataset's split.
         labels_encoding: text encoding of the dataset's label.csv (``utf-8``, ``latin-1``,
             ``cp1252``, ``utf-16``, ...); a file that does not decode names the one to try.
     """
@@ -87,6 +91,8 @@ class DataConfig:
     def validate(self) -> None:
         if not self.name.strip():
             raise InputError("data.name must be a dataset name (sample, mosi, mosei) or a folder")
+        if is_combination(self.name, self.root):
+            split_names(self.name)  # empty or repeated names fail here, before any loading
         for key in ("limit_train", "limit_valid", "limit_test"):
             value = getattr(self, key)
             if value is not None and value < 1:

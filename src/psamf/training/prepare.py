@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from psamf.data import load_dataset
+from psamf.data import load_dataset, part_indices
 from psamf.data.dataset import MultimodalDataset, SplitData
 from psamf.errors import InputError
 from psamf.models.config import PSAMFConfig
@@ -105,12 +106,19 @@ def personality_embeddings(
 
 
 def subset_splits(config: TrainConfig, dataset: MultimodalDataset) -> dict[str, SplitData]:
+    """The splits cut to ``config.data.limit_*`` (per part for datasets joined by ``+``)."""
     limits = {"train": config.data.limit_train, "valid": config.data.limit_valid,
               "test": config.data.limit_test}
     out = {}
     for name, split in dataset.splits.items():
         limit = limits.get(name)
-        out[name] = split.subset(range(min(limit, len(split)))) if limit else split
+        if not limit:
+            out[name] = split
+        elif dataset.parts:  # each combined dataset keeps its first N, so all stay represented
+            parts = part_indices(split.ids, dataset.parts).values()
+            out[name] = split.subset(np.concatenate([idx[:limit] for idx in parts]))
+        else:
+            out[name] = split.subset(range(min(limit, len(split))))
     return out
 
 

@@ -69,8 +69,9 @@ def _fmt(key: str, value: float) -> str:
 
 
 def markdown_table(summary: dict[str, Any], *, title: str = "") -> str:
-    """Rows: each seed, then mean ± std; columns: the standard metrics."""
-    keys = list(summary["mean"])
+    """Rows: each seed, then mean ± std; columns: the standard metrics (in METRIC_NAMES order,
+    also for a summary read back from JSON with sorted keys)."""
+    keys = [k for k in METRIC_NAMES if k in summary["mean"]]
     head = "| seed | " + " | ".join(METRIC_NAMES[k] for k in keys) + " |"
     rule = "|---|" + "---|" * len(keys)
     rows = [
@@ -107,14 +108,37 @@ def csv_table(summary: dict[str, Any]) -> str:
 def write_summary(
     folder: str | Path, per_seed: Sequence[dict[str, Any]], *, header: str = ""
 ) -> dict[str, Any]:
-    """Write ``summary.{md,csv,json}`` (test split, and validation in the JSON/markdown)."""
+    """Write ``summary.{md,csv,json}`` (test split, and validation in the JSON/markdown; for
+    datasets joined by ``+`` also each one's test metrics, JSON key ``test_by_dataset``)."""
     folder = Path(folder)
     test = summarize(per_seed, "test")
     valid = summarize(per_seed, "valid")
+    by_dataset = summarize_by_dataset(per_seed)
     md = (f"{header}\n\n" if header else "") + markdown_table(
         test, title="Test (checkpoint chosen on validation MAE)"
-    ) + "\n" + markdown_table(valid, title="Validation")
+    )
+    for name, (size, table) in by_dataset.items():
+        md += "\n" + markdown_table(table, title=f"Test, {name} alone ({size} utterances)")
+    md += "\n" + markdown_table(valid, title="Validation")
     write_text(folder / "summary.md", md)
     write_text(folder / "summary.csv", csv_table(test))
-    write_json(folder / "summary.json", {"test": test, "valid": valid})
+    record = {"test": test, "valid": valid}
+    if by_dataset:
+        record["test_by_dataset"] = {name: {"utterances": size, **table}
+                                     for name, (size, table) in by_dataset.items()}
+    write_json(folder / "summary.json", record)
     return test
+
+
+def summarize_by_dataset(
+    per_seed: Sequence[dict[str, Any]],
+) -> dict[str, tuple[int, dict[str, Any]]]:
+    """For runs on datasets joined by ``+``: {dataset: (test size, ``summarize`` of its test
+    metrics over the seeds)}; empty for a single dataset."""
+    if not per_seed or any("test_by_dataset" not in r for r in per_seed):
+        return {}
+    out = {}
+    for name, metrics in per_seed[0]["test_by_dataset"].items():
+        rows = [{**r, "test": r["test_by_dataset"][name]} for r in per_seed]
+        out[name] = (int(metrics["utterances"]), summarize(rows, "test"))
+    return out

@@ -38,8 +38,11 @@ from typing import TYPE_CHECKING, Any
 
 from psamf import __version__
 from psamf.backbones import is_short_name
+from psamf.data import part_indices
+from psamf.data.combine import is_combination, part_name, split_names
 from psamf.errors import AlreadyExistsError, InputError, NotFoundError, NotWritableError
 from psamf.io import write_json, write_text
+from psamf.metrics import grouped_regression_metrics
 from psamf.provenance import git_commit
 from psamf.training.config import TrainConfig
 from psamf.training.plots import write_plots
@@ -83,7 +86,11 @@ def check_writable(folder: str | Path) -> None:
 
 
 def default_run_name(config: TrainConfig, stamp: str) -> str:
-    data = Path(config.data.name.rstrip("/")).name or "data"
+    name = config.data.name
+    if is_combination(name, config.data.root):  # DIR1+DIR2 -> the folders' own names
+        data = "+".join(part_name(n) for n in split_names(name))
+    else:
+        data = Path(name.rstrip("/")).name or "data"
     return f"{config.preset}-{data}-{config.model.model_type}-{stamp}"
 
 
@@ -109,7 +116,8 @@ def create_run(
         "git_commit": git_commit(),
         "dataset": {"name": dataset.name, "source": dataset.source,
                     "synthetic": dataset.synthetic,
-                    "sizes": {k: len(v) for k, v in prepared.raw.items()}},
+                    "sizes": {k: len(v) for k, v in prepared.raw.items()},
+                    **({"parts": list(dataset.parts)} if dataset.parts else {})},
         "personality": prepared.personality,
     })
     return folder
@@ -237,6 +245,15 @@ def _write_summary(run: Path, done: list[dict[str, Any]], prepared: Prepared,
     return summary
 
 
+def _test_by_dataset(prepared: Prepared, result: SeedResult) -> dict[str, Any] | None:
+    """For datasets joined by ``+``: each one's test metrics (same checkpoint, its utterances)."""
+    if not prepared.dataset.parts:
+        return None
+    test = prepared.raw["test"]
+    return grouped_regression_metrics(result.predictions["test"], test.labels,
+                                      part_indices(test.ids, prepared.dataset.parts))
+
+
 def read_seed_metrics(run: str | Path, seed: int) -> dict[str, Any] | None:
     path = seed_dir(run, seed) / METRICS_FILE
     if not path.is_file():
@@ -268,11 +285,16 @@ def train_run(
         folder = seed_dir(run, seed)
         trainer = Trainer(config, prepared.splits, seed=seed, folder=folder, rank=rank,
                           on_step=on_step)
-        result = dataclasses.replace(trainer.fit(), personality=_p_record(prepared))
+        result = trainer.fit()
+        result = dataclasses.replace(result, personality=_p_record(prepared),
+                                     test_by_dataset=_test_by_dataset(prepared, result))
         if rank == 0:
             _write_seed_outputs(folder, result, prepared, f"{run.name} seed {seed}")
             log.info("seed %d: test MAE %.4f, Acc-2 non0 %.2f (best epoch %d)", seed,
                      result.test["mae"], result.test["acc2_non0"], result.best_epoch)
+            for part, metrics in (result.test_by_dataset or {}).items():
+                log.info("seed %d: test on %s alone (%d): MAE %.4f, Acc-2 non0 %.2f", seed,
+                         part, metrics["utterances"], metrics["mae"], metrics["acc2_non0"])
         done.append(result.to_dict())  # as metrics.json holds it, like the seeds read back
         if rank == 0:
             summary = _write_summary(run, done, prepared, header.strip())
