@@ -5,7 +5,7 @@ Every experiment is one ``psamf train`` run of one seed. Its result lands in
 on validation MAE, per-epoch history, the exact command, seed, encoders, git commit, wall time);
 ``python -m benchmarks.make_results`` turns those files into ``benchmarks/RESULTS.md``.
 
-Budgets, experiments and groups are records declared below and checked when this module is
+Budgets, groups and their experiments are records declared below and checked when this module is
 imported: each experiment's settings are resolved into the ``TrainConfig`` its runs will use
 (the registered preset, then the budget's and the experiment's ``key=value`` overrides), so a
 typo fails at ``list``, not hours into a queue. Whether a model reads P comes from that config.
@@ -48,18 +48,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from benchmarks.stats import fmt
 from psamf.data import default_data_root
 from psamf.errors import InputError
 from psamf.io import write_json
 from psamf.provenance import git_commit
 from psamf.training import runs
-from psamf.training.config import (
-    DEFAULT_PERSONALITY_ENCODER,
-    TrainConfig,
-    apply_overrides,
-    parse_overrides,
-)
+from psamf.training.config import DEFAULT_PERSONALITY_ENCODER, TrainConfig, apply_overrides
 from psamf.training.presets import get_preset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +67,17 @@ PERSONALITY = DEFAULT_PERSONALITY_ENCODER  # relative: runs start in ROOT
 UNTUNED_PERSONALITY = "minilm"
 
 
-# --- budgets, experiments, groups -----------------------------------------------------------------
+# --- budgets, groups, experiments: declared in experiments.yaml -----------------------------------
+
+DECLARATIONS = Path(__file__).resolve().parent / "experiments.yaml"
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in items)
+
+
+def _items(settings: dict[str, str]) -> list[str]:
+    return [f"{k}={v}" for k, v in settings.items()]
 
 
 @dataclass(frozen=True)
@@ -87,14 +94,12 @@ class Budget:
         self.config()  # a typo or a bad value fails here, when the benchmarks are imported
 
     def args(self) -> tuple[str, ...]:
-        return ("--preset", self.preset, "--data", self.dataset,
-                *(f"{k}={v}" for k, v in self.settings.items()))
+        return ("--preset", self.preset, "--data", self.dataset, *_items(self.settings))
 
     def config(self, overrides: dict[str, str] | None = None) -> TrainConfig:
         """The resolved config, as ``psamf train`` builds it from these arguments."""
-        items = [f"{k}={v}" for k, v in {**self.settings, **(overrides or {})}.items()]
-        return apply_overrides(get_preset(self.preset),
-                               {"data.name": self.dataset, **parse_overrides(items)})
+        return apply_overrides(get_preset(self.preset), [
+            f"data.name={self.dataset}", *_items({**self.settings, **(overrides or {})})])
 
     def but(self, name: str, key: str, value: str) -> Budget:
         """This budget with setting ``key`` (which it must have, so that a changed base cannot
@@ -102,34 +107,6 @@ class Budget:
         if key not in self.settings:
             raise InputError(f"budget {self.name!r} has no setting {key!r}")
         return dataclasses.replace(self, name=name, settings={**self.settings, key: value})
-
-
-# The same for PSA-MF and its baseline. The authors' presets (batch 256/128, up to 100 epochs)
-# take days on a 2-core CPU; these converge in minutes (MOSI MiniLM) to hours. Checkpoint = best
-# validation MAE; ReduceLROnPlateau and early stopping on validation MAE.
-_CPU = {"batch_size": "32", "eval_batch_size": "64", "optim.lr_encoder": "5e-5",
-        "optim.lr_other": "5e-4"}
-
-
-def _budget(name: str, dataset: str, encoder: str, epochs: int, plateau: int,
-            stop: int) -> Budget:
-    return Budget(name, dataset, {"model.text_encoder": encoder, "epochs": str(epochs), **_CPU,
-                                  "optim.plateau_patience": str(plateau),
-                                  "early_stopping_patience": str(stop)})
-
-
-_MOSI_MINILM = _budget("mosi-minilm", "mosi", "minilm", epochs=10, plateau=1, stop=3)
-_MOSI_MPNET = _budget("mosi-mpnet", "mosi", "mpnet", epochs=6, plateau=1, stop=2)
-BUDGETS: dict[str, Budget] = {b.name: b for b in (
-    _MOSI_MINILM, _MOSI_MPNET,
-    _budget("mosei-minilm", "mosei", "minilm", epochs=4, plateau=0, stop=2),
-    # PSA-MF on MPNet was still improving on validation at epoch 6 (best epochs 5, 6, 5; text-only
-    # 5, 3, 2): the same comparison with 10 epochs for both (benchmarks/explorations.md).
-    _MOSI_MPNET.but("mosi-mpnet-10ep", "epochs", "10"),
-    # PSA-MF on the MiniLM reached a lower validation MAE with the encoder at lr 1e-4 on each of
-    # seeds 1-3 (2e-4 was worse on seed 1; benchmarks/explorations.md): the same at 1e-4.
-    _MOSI_MINILM.but("mosi-minilm-lr1e-4", "optim.lr_encoder", "1e-4"),
-)}
 
 
 @dataclass(frozen=True)
@@ -148,10 +125,10 @@ class Experiment:
     personality: str = "pretrained"  # P from PERSONALITY ("pretrained") or plain MiniLM
 
     def __post_init__(self) -> None:
-        if self.personality not in ("pretrained", "untuned"):
-            raise InputError(f"experiment {self.key}: personality must be 'pretrained' or "
-                             f"'untuned', not {self.personality!r}")
         try:
+            if self.personality not in ("pretrained", "untuned"):
+                raise InputError(f"personality must be 'pretrained' or 'untuned', not "
+                                 f"{self.personality!r}")
             _ = self.config
         except InputError as err:
             raise InputError(f"experiment {self.key}: {err}") from None
@@ -184,151 +161,71 @@ class Goal:
 
 @dataclass(frozen=True)
 class Group:
-    """Experiments that RESULTS.md reports together. ``main``: position among the main
-    comparisons (None: a section of deltas from full PSA-MF, with ``intro``)."""
+    """Experiments that RESULTS.md reports together (experiments.yaml says how they are
+    declared). ``main``: position among the main comparisons (None: a section of deltas from
+    ``variants_of``, with ``intro``)."""
 
     name: str
     title: str
+    experiments: tuple[Experiment, ...]
     main: int | None = None
     intro: str = ""
     goal: Goal | None = None
+    variants_of: str | None = None
 
 
-PSAMF = {"model.model_type": "psamf"}
-TEXT_ONLY = {"model.model_type": "text_finetune"}
-MOSI_SEEDS = (1, 2, 3, 4, 5)
-FEW_SEEDS = (1, 2, 3)
+def _group(spec: dict[str, Any], budgets: dict[str, Budget],
+           known: dict[str, Experiment]) -> Group:
+    name, budget, seeds = spec.pop("name"), budgets[spec.pop("budget")], tuple(spec.pop("seeds"))
+    rows = spec.pop("rows")
+    ref = known[spec["variants_of"]] if spec.get("variants_of") else None
+    last = f"{name}/{rows[-1][0]}"
+    exps = tuple(Experiment(
+        name, row, label, budget, {**(ref.overrides if ref else {}), **_pairs(overrides)}, seeds,
+        ref.key if ref else (last if i < len(rows) - 1 else None), *rest)
+        for i, (row, label, overrides, *rest) in enumerate(rows))
+    known.update((e.key, e) for e in exps)
+    goal = spec.pop("goal", None)
+    goal = goal and Goal(goal["encoder"], tuple(map(tuple, goal["candidates"])),
+                         tuple(goal["targets"].items()))
+    return Group(name, experiments=exps, goal=goal, **spec)
+
+
+def _declarations() -> tuple[dict[str, Budget], dict[str, Group]]:
+    """Budgets and groups from experiments.yaml, each experiment resolved into its config, and
+    the cross-references checked (unique keys; known baselines and goal set-ups)."""
+    data = yaml.safe_load(DECLARATIONS.read_text(encoding="utf-8"))
+    try:
+        budgets: dict[str, Budget] = {}
+        for name, spec in data["budgets"].items():
+            budgets[name] = (budgets[spec["like"]].but(name, *spec["but"].split("=", 1))
+                             if "like" in spec else
+                             Budget(name, spec["dataset"], _pairs(spec["settings"]),
+                                    spec["preset"]))
+        known: dict[str, Experiment] = {}
+        groups = {g.name: g for g in (_group(s, budgets, known) for s in data["groups"])}
+        keys = [e.key for g in groups.values() for e in g.experiments]
+        refs = {e.baseline for e in known.values() if e.baseline} | {
+            k for g in groups.values() if g.goal for c in g.goal.candidates for k in c[:2]}
+        if len(set(keys)) != len(keys) or refs - set(keys) or len(groups) != len(data["groups"]):
+            raise InputError(f"groups or experiments declared twice ({keys}), or unknown ones "
+                             f"referenced ({sorted(refs - set(keys))})")
+    except (KeyError, TypeError, ValueError) as err:  # InputError is a ValueError
+        raise InputError(f"{DECLARATIONS}: {err}") from None
+    return budgets, groups
+
+
+BUDGETS, GROUPS = _declarations()
+EXPERIMENTS: tuple[Experiment, ...] = tuple(e for g in GROUPS.values() for e in g.experiments)
 FULL = "mosi-minilm/psamf"
 
 
-def _pair(group: str, budget: str, seeds: tuple[int, ...], what: str,
-          psamf_label: str | None = None) -> tuple[Experiment, Experiment]:
-    """PSA-MF and text-only fine-tuning on the same budget and seeds."""
-    return (Experiment(group, "psamf", psamf_label or f"PSA-MF ({what})", BUDGETS[budget], PSAMF,
-                       seeds, baseline=f"{group}/text-finetune"),
-            Experiment(group, "text-finetune", f"text-only fine-tuning ({what})",
-                       BUDGETS[budget], TEXT_ONLY, seeds))
-
-
-def _design(name: str, label: str, overrides: dict[str, str], notes: str,
-            **extra: Any) -> Experiment:
-    return Experiment("design", name, label, _MOSI_MINILM, {**PSAMF, **overrides}, MOSI_SEEDS,
-                      baseline=FULL, notes=notes, **extra)
-
-
-_UNTUNED_NOTE = "default: personality-pretrained MiniLM, mean-pooled"
-EXPERIMENTS: tuple[Experiment, ...] = (
-    *_pair("mosi-minilm", "mosi-minilm", MOSI_SEEDS, "MiniLM"),
-    # The paper's ablations: each removes one component (config flags of PSAMFConfig).
-    *(Experiment("ablation", name, label, _MOSI_MINILM, {**PSAMF, f"model.{flag}": "false"},
-                 MOSI_SEEDS, baseline=FULL)
-      for name, label, flag in (
-          ("no-personality", "w/o personality features", "use_personality"),
-          ("no-prefusion", "w/o pre-fusion", "use_prefusion"),
-          ("no-enhanced-fusion", "w/o enhanced fusion", "use_enhanced_fusion"),
-          ("no-ps-loss", "w/o L_ps", "use_ps_loss"),
-          ("no-clm-loss", "w/o L_clm", "use_clm_loss"),
-      )),
-    # Design choices the paper leaves open, on full PSA-MF's 5 seeds. They first ran 3 seeds
-    # each; seeds 4-5 were added for every setting at once (before any of them ran), because
-    # full PSA-MF's seed 3 is poor and moved every 3-seed delta the same way.
-    _design("fusion-layer-fresh", "fusion layer N re-initialised (authors' code)",
-            {"model.fusion_layer_init": "fresh"}, "default: pretrained layer N"),
-    # Its seeds 4-5 ran first (their validation MAE had beaten the first token's on each of
-    # seeds 1-3, making it a candidate set-up for the goals: GROUPS["mosi-minilm"].goal).
-    _design("sentence-pooling-mean", "M, c and s mean-pooled (how the MiniLM was trained)",
-            {"model.sentence_pooling": "mean"}, "default: first token (the paper)"),
-    _design("contrastive-scale-learned", "contrastive scale learned",
-            {"model.contrastive_scale": "learned"}, "default: fixed ln(1/0.07)"),
-    # P from the plain MiniLM (no personality pretraining): does the pretraining matter? The
-    # untuned folder has no trait_head.json, so personality_pooling=auto reads its first token,
-    # while the pretrained encoder mean-pools: this first run changed two things at once. Kept
-    # (its commands are recorded as run) and labelled so; the "-mean" run changes one thing.
-    _design("psamf-untuned-personality",
-            "P from the untuned MiniLM, first-token pooled (two changes: no pretraining, and "
-            "first-token instead of mean pooling)", {}, _UNTUNED_NOTE, personality="untuned"),
-    _design("psamf-untuned-personality-mean",
-            "P from the untuned MiniLM, mean-pooled (no personality pretraining; pooling as "
-            "the pretrained encoder)", {"personality_pooling": "mean"}, _UNTUNED_NOTE,
-            personality="untuned"),
-    # Alignment hidden state: MiniLM has 6 layers (states 0..6); default 5 (= round(10/12 * 6)),
-    # 6 reads layer N's output, i.e. after pre-fusion.
-    *(_design(f"align-layer-{layer}", f"alignment at hidden state {layer}",
-              {"model.align_layer": str(layer)}, "default: hidden state 5 of 0..6")
-      for layer in (1, 2, 3, 4, 6)),
-    *_pair("mosei-minilm", "mosei-minilm", FEW_SEEDS, "MiniLM",
-           psamf_label="PSA-MF text + personality (MiniLM)"),
-    *_pair("mosi-mpnet", "mosi-mpnet", FEW_SEEDS, "MPNet"),
-    *_pair("mosi-mpnet-10ep", "mosi-mpnet-10ep", FEW_SEEDS, "MPNet, 10 epochs"),
-    *_pair("mosi-minilm-lr1e-4", "mosi-minilm-lr1e-4", MOSI_SEEDS, "MiniLM, encoder lr 1e-4"),
-)
-
-# In queue order. Further goal candidates are declared before their last seeds run: the 10-epoch
-# MPNet budget (PSA-MF still improving at epoch 6) and mean pooling for the MiniLM (lower
-# validation MAE than the first token on each of its first 3 seeds).
-_GROUPS = (
-    Group("mosi-minilm",
-          "CMU-MOSI, MiniLM-L6 (text + audio; PSA-MF vs text-only fine-tuning)", main=0,
-          goal=Goal("MiniLM", (
-              ("mosi-minilm/psamf", "mosi-minilm/text-finetune", "PSA-MF (MiniLM)"),
-              ("design/sentence-pooling-mean", "mosi-minilm/text-finetune",
-               "PSA-MF (MiniLM, M/c/s mean-pooled)"),
-              ("mosi-minilm-lr1e-4/psamf", "mosi-minilm-lr1e-4/text-finetune",
-               "PSA-MF (MiniLM, encoder lr 1e-4)")), (("acc2_non0", 85.0), ("mae", 0.74)))),
-    Group("ablation", "The paper's ablations",
-          intro="Each variant removes one component (a flag of `PSAMFConfig`); same budget and "
-                "seeds as full PSA-MF."),
-    Group("design", "Design choices the paper leaves open",
-          intro="Full PSA-MF uses: pretrained fusion layer N, fixed contrastive scale "
-                "ln(1/0.07), alignment at hidden state 5 of MiniLM's 0..6, P from the "
-                "personality-pretrained MiniLM, mean-pooled. `psamf-untuned-personality` "
-                "changed two things at once (no pretraining, and first-token instead of mean "
-                "pooling, the untuned folder having no trait head); it is kept as run and "
-                "labelled so. `psamf-untuned-personality-mean` changes only the pretraining."),
-    Group("mosei-minilm",
-          "CMU-MOSEI, MiniLM-L6 (text only; PSA-MF text + personality vs text-only)", main=4),
-    Group("mosi-mpnet",
-          "CMU-MOSI, MPNet-base (text + audio; PSA-MF vs text-only fine-tuning)", main=2,
-          goal=Goal("MPNet", (
-              ("mosi-mpnet/psamf", "mosi-mpnet/text-finetune", "PSA-MF (MPNet)"),
-              ("mosi-mpnet-10ep/psamf", "mosi-mpnet-10ep/text-finetune",
-               "PSA-MF (MPNet, 10 epochs)")), (("acc2_non0", 86.5), ("mae", 0.68)))),
-    Group("mosi-mpnet-10ep",
-          "CMU-MOSI, MPNet-base, 10 epochs (the same comparison, longer budget)", main=3),
-    Group("mosi-minilm-lr1e-4",
-          "CMU-MOSI, MiniLM-L6, encoder lr 1e-4 (the same comparison)", main=1),
-)
-GROUPS: dict[str, Group] = {g.name: g for g in _GROUPS}
-
-
 def experiment(key: str) -> Experiment:
-    for exp in EXPERIMENTS:
-        if exp.key == key:
-            return exp
-    raise KeyError(key)
+    return {e.key: e for e in EXPERIMENTS}[key]
 
 
 def members(group: str) -> list[Experiment]:
-    return [e for e in EXPERIMENTS if e.group == group]
-
-
-def _check_declarations() -> None:
-    """Cross-references between the records: unique keys, known groups, baselines and goal
-    set-ups, and one budget per group (its comparison table prints one)."""
-    keys = [e.key for e in EXPERIMENTS]
-    if len(set(keys)) != len(keys):
-        raise InputError(f"experiments declared twice: {sorted(keys)}")
-    refs = {e.baseline for e in EXPERIMENTS if e.baseline} | {
-        k for g in GROUPS.values() if g.goal for c in g.goal.candidates for k in c[:2]}
-    unknown = sorted({e.group for e in EXPERIMENTS} - set(GROUPS)) + sorted(refs - set(keys))
-    if unknown:
-        raise InputError(f"unknown group(s) or experiment(s) referenced: {unknown}")
-    for name in GROUPS:
-        if len({e.budget.name for e in members(name)}) != 1:
-            raise InputError(f"group {name!r} mixes budgets; give each budget its own group")
-
-
-_check_declarations()
+    return list(GROUPS[group].experiments)
 
 
 @dataclass(frozen=True)
@@ -337,12 +234,12 @@ class Job:
     seed: int
 
     @property
-    def result_path(self) -> Path:
-        return RESULTS / self.experiment.group / self.experiment.name / f"seed-{self.seed}.json"
-
-    @property
     def run_name(self) -> str:
         return f"{self.experiment.group}--{self.experiment.name}--seed-{self.seed}"
+
+    @property
+    def result_path(self) -> Path:
+        return RESULTS / self.experiment.group / self.experiment.name / f"seed-{self.seed}.json"
 
     @property
     def run_dir(self) -> Path:
@@ -355,30 +252,18 @@ class Job:
 
 def queue(groups: tuple[str, ...] = tuple(GROUPS)) -> list[Job]:
     """Jobs in priority order: group by group, and inside a group seed by seed (interleaved)."""
-    jobs: list[Job] = []
-    for group in groups:
-        exps = members(group)
-        for seed in sorted({s for e in exps for s in e.seeds}):
-            jobs.extend(Job(e, seed) for e in exps if seed in e.seeds)
-    return jobs
-
-
-# --- helpers --------------------------------------------------------------------------------------
+    exps = [members(g) for g in groups]
+    return [Job(e, seed) for group in exps for seed in sorted({s for e in group for s in e.seeds})
+            for e in group if seed in e.seeds]
 
 
 def personality_ready() -> bool:
-    return (ROOT / PERSONALITY / "trait_head.json").is_file() and \
-        (ROOT / PERSONALITY / "config.json").is_file()
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return all((ROOT / PERSONALITY / name).is_file() for name in ("trait_head.json", "config.json"))
 
 
 def train_args(job: Job) -> list[str]:
     exp = job.experiment
-    args = ["train", *exp.budget.args(), *(f"{k}={v}" for k, v in exp.overrides.items()),
-            f"seeds={job.seed}"]
+    args = ["train", *exp.budget.args(), *_items(exp.overrides), f"seeds={job.seed}"]
     if exp.uses_personality():
         untuned = exp.personality == "untuned"
         args.append(f"personality_encoder={UNTUNED_PERSONALITY if untuned else PERSONALITY}")
@@ -388,6 +273,10 @@ def train_args(job: Job) -> list[str]:
 # --- running one job ------------------------------------------------------------------------------
 
 ATTEMPTS_FILE = "bench_attempts.json"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -402,22 +291,10 @@ class Attempt:
     load_at_start: float = field(default_factory=lambda: round(os.getloadavg()[0], 2))
     peak_rss_mib: float | None = None  # of the psamf train process (rusage), once it has ended
 
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
 
 def _attempts(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / ATTEMPTS_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
-
-
-def _save_attempt(run_dir: Path, attempt: Attempt, index: int) -> None:
-    items = _attempts(run_dir)
-    if index < len(items):
-        items[index] = attempt.as_dict()
-    else:
-        items.append(attempt.as_dict())
-    write_json(run_dir / ATTEMPTS_FILE, items)
 
 
 class DeadlineReached(Exception):
@@ -456,7 +333,7 @@ def run_psamf(job: Job, *, deadline: float | None, lock: Any) -> int:
     The child inherits the job's lock, so a queue killed outright (OOM, SIGKILL) does not free the
     job for another queue while its orphaned ``psamf train`` is still writing the run folder."""
     run_dir = job.run_dir
-    if run_dir.exists() and not (run_dir / "config.yaml").is_file():
+    if run_dir.exists() and not (run_dir / runs.CONFIG_FILE).is_file():
         broken = run_dir.with_name(run_dir.name + f".broken-{int(time.time())}")
         print(f"[bench] {run_dir} has no config.yaml; moved to {broken.name}", flush=True)
         shutil.move(str(run_dir), broken)
@@ -466,16 +343,24 @@ def run_psamf(job: Job, *, deadline: float | None, lock: Any) -> int:
         RUNS.mkdir(parents=True, exist_ok=True)
         args = [*train_args(job), "--out", os.path.relpath(RUNS, ROOT),
                 "--name", job.run_name, "--no-progress"]
-    command = "psamf " + " ".join(shlex.quote(a) for a in args)
+    command = "psamf " + shlex.join(args)
     LOGS.mkdir(parents=True, exist_ok=True)
-    log_path = LOGS / f"{job.run_name}.log"
     env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
            "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
     attempt = Attempt(command=command, commit=git_commit(), started=now())
     index = len(_attempts(run_dir)) if run_dir.exists() else None
+
+    def record() -> None:  # keep the record current: a session may end at any time
+        nonlocal index
+        if run_dir.exists():
+            items = _attempts(run_dir)
+            index = len(items) if index is None else index
+            items[index:index + 1] = [dataclasses.asdict(attempt)]
+            write_json(run_dir / ATTEMPTS_FILE, items)
+
     print(f"[bench] {job.experiment.key} seed {job.seed}: {command}", flush=True)
     start = time.monotonic()
-    with open(log_path, "a", encoding="utf-8") as log:
+    with open(LOGS / f"{job.run_name}.log", "a", encoding="utf-8") as log:
         log.write(f"\n[bench {now()}] {command}\n")
         proc = subprocess.Popen([sys.executable, "-m", "psamf", *args], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -488,22 +373,17 @@ def run_psamf(job: Job, *, deadline: float | None, lock: Any) -> int:
                 stopped.set()
                 proc.send_signal(signal.SIGTERM)
 
-        timer = None
+        timer = threading.Timer(max(0.0, (deadline or 0.0) - time.time()), stop_at_deadline)
+        timer.daemon = True
         if deadline is not None:
-            timer = threading.Timer(max(0.0, deadline - time.time()), stop_at_deadline)
-            timer.daemon = True
             timer.start()
         try:
             for line in proc.stdout:
-                elapsed = time.monotonic() - start
+                attempt.wall_s = round(time.monotonic() - start, 2)
                 log.write(line)
                 log.flush()
                 print(f"[bench]   {line.rstrip()}", flush=True)
-                if run_dir.exists():  # keep the record current: a session may end any time
-                    if index is None:
-                        index = len(_attempts(run_dir))
-                    attempt.wall_s = round(elapsed, 2)
-                    _save_attempt(run_dir, attempt, index)
+                record()
             attempt.peak_rss_mib = wait_peak_rss(proc)
         except BaseException:
             if proc.poll() is None:
@@ -511,14 +391,9 @@ def run_psamf(job: Job, *, deadline: float | None, lock: Any) -> int:
                 proc.wait()
             raise
         finally:
-            if timer is not None:
-                timer.cancel()
-            attempt.wall_s = round(time.monotonic() - start, 2)
-            attempt.rc = proc.returncode
-            if run_dir.exists():
-                if index is None:
-                    index = len(_attempts(run_dir))
-                _save_attempt(run_dir, attempt, index)
+            timer.cancel()
+            attempt.wall_s, attempt.rc = round(time.monotonic() - start, 2), proc.returncode
+            record()
     if stopped.is_set():
         raise DeadlineReached(job.run_name)
     return proc.returncode
@@ -531,42 +406,37 @@ def _epoch_seconds(history: list[dict[str, Any]]) -> list[float]:
     return [round(sum(h["seconds"].values()), 2) for h in history[1:] if h.get("seconds")]
 
 
+def _p_identity(p_encoder: str | None, identity: str | None) -> tuple[str | None, str, str]:
+    """(identity, its source, why it is null) of the P a result was produced with."""
+    if p_encoder is None:
+        return None, "none", "no P: this model does not use the personality encoder"
+    if identity is None:  # a run folder from before runs recorded it (run.json)
+        return None, "none", "not recorded by the run (its run.json predates identity recording)"
+    return identity, "recorded", ""
+
+
 def collect(job: Job) -> dict[str, Any] | None:
     """Build the result JSON from a finished run folder (None if the seed has not finished)."""
     metrics = runs.read_seed_metrics(job.run_dir, job.seed)
     if metrics is None:
         return None
     metrics_path = runs.seed_dir(job.run_dir, job.seed) / runs.METRICS_FILE
-    import yaml
-
     # The file as the run saved it: TrainConfig would fill keys added since with today's defaults.
     config = yaml.safe_load((job.run_dir / runs.CONFIG_FILE).read_text(encoding="utf-8"))
-    run_info = json.loads((job.run_dir / "run.json").read_text(encoding="utf-8"))
+    run_info = json.loads((job.run_dir / runs.RUN_INFO).read_text(encoding="utf-8"))
     attempts = _attempts(job.run_dir)
     exp = job.experiment
-    p_encoder = config.get("personality_encoder") if exp.uses_personality() else None
+    p_encoder = config.get(runs.ENCODER_KEY) if exp.uses_personality() else None
     # What the run recorded when it computed P (newer runs' run.json); else the folder now.
     p_started = run_info.get("personality") or {}
-    p_pretrained = None
-    if p_encoder is not None:
-        p_pretrained = p_started.get("pretrained",
-                                     (ROOT / p_encoder / "trait_head.json").is_file())
-    identity, identity_source, identity_note = p_started.get("identity"), "recorded", ""
-    if p_encoder is None:
-        identity, identity_source = None, "none"
-        identity_note = "no P: this model does not use the personality encoder"
-    elif identity is None:  # a run folder from before runs recorded it (run.json)
-        identity_source = "none"
-        identity_note = "not recorded by the run (its run.json predates identity recording)"
+    p_pretrained = None if p_encoder is None else p_started.get(
+        "pretrained", (ROOT / p_encoder / "trait_head.json").is_file())
+    identity, identity_source, identity_note = _p_identity(p_encoder, p_started.get("identity"))
     first = attempts[0] if attempts else {}
     resumed_first = "--resume" in first.get("command", "")
     return {
-        "experiment": exp.key,
-        "group": exp.group,
-        "name": exp.name,
-        "label": exp.label,
-        "baseline": exp.baseline,
-        "seed": job.seed,
+        "experiment": exp.key, "group": exp.group, "name": exp.name, "label": exp.label,
+        "baseline": exp.baseline, "seed": job.seed,
         "dataset": config["data"]["name"],
         "dataset_sizes": run_info.get("dataset", {}).get("sizes"),
         "encoder": config["model"]["text_encoder"],
@@ -593,11 +463,8 @@ def collect(job: Job) -> dict[str, Any] | None:
         "finished_at": dt.datetime.fromtimestamp(metrics_path.stat().st_mtime, dt.timezone.utc)
         .strftime("%Y-%m-%dT%H:%M:%SZ"),  # when the run wrote its metrics, not when collected
         "machine": {"cpus": os.cpu_count()},
-        "best_epoch": metrics.get("best_epoch"),
-        "epochs_run": metrics.get("epochs_run"),
-        "stopped_early": metrics.get("stopped_early"),
-        "test": metrics["test"],
-        "valid": metrics["valid"],
+        **{k: metrics.get(k) for k in ("best_epoch", "epochs_run", "stopped_early")},
+        "test": metrics["test"], "valid": metrics["valid"],
         "history": metrics.get("history", []),
         "config": config,
         "run_dir": os.path.relpath(job.run_dir, ROOT),
@@ -611,18 +478,15 @@ def commit_paths(paths: list[Path], message: str) -> None:
     """Commit exactly ``paths`` (retrying while another engineer holds the index lock)."""
     rel = [os.path.relpath(p, ROOT) for p in paths if p.exists()]
     for attempt in range(30):
-        add = subprocess.run(["git", "-C", str(ROOT), "add", "--", *rel],
-                             capture_output=True, text=True)
-        if add.returncode == 0:
+        done = subprocess.run(["git", "-C", str(ROOT), "add", "--", *rel],
+                              capture_output=True, text=True)
+        if done.returncode == 0:
             done = subprocess.run(["git", "-C", str(ROOT), "commit", "-q", "-m", message, "--",
                                    *rel], capture_output=True, text=True)
             if done.returncode == 0 or "nothing" in done.stdout + done.stderr:
                 return
-            err = done.stderr
-        else:
-            err = add.stderr
-        if "index.lock" not in err:
-            print(f"[bench] git commit failed: {err.strip()}", flush=True)
+        if "index.lock" not in done.stderr:
+            print(f"[bench] git commit failed: {done.stderr.strip()}", flush=True)
             return
         time.sleep(2 + attempt)
     print("[bench] git index stayed locked; commit these files by hand: " + " ".join(rel))
@@ -653,24 +517,21 @@ def _parse_deadline(text: str | None) -> float | None:
         if ":" not in text:
             return time.time() + float(text)
         hour, minute = (int(x) for x in text.split(":"))
-        if not (0 <= hour < 24 and 0 <= minute < 60):
-            raise ValueError
-    except ValueError:
+        target = dt.datetime.now(dt.timezone.utc).replace(hour=hour, minute=minute, second=0,
+                                                          microsecond=0)
+    except ValueError:  # also an hour or minute out of range
         raise SystemExit(f"--deadline {text!r}: use HH:MM (UTC) or seconds from now") from None
-    nowdt = dt.datetime.now(dt.timezone.utc)
-    target = nowdt.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if target < nowdt - dt.timedelta(hours=12):
+    if target < dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=12):
         target += dt.timedelta(days=1)
     return target.timestamp()
 
 
 def _selected(args: argparse.Namespace) -> list[Job]:
-    groups = tuple(args.group) if args.group else tuple(GROUPS)  # argparse checked the names
+    groups = tuple(args.group or GROUPS)  # argparse checked the names
     jobs = queue(groups)
     if args.experiment:
-        keys = {e.key for e in EXPERIMENTS if e.group in groups}
-        unknown = sorted(set(args.experiment) - keys)
-        if unknown:
+        keys = {e.key for g in groups for e in GROUPS[g].experiments}
+        if unknown := sorted(set(args.experiment) - keys):
             sys.exit(f"unknown experiment(s) {unknown} in the selected groups; choose from "
                      f"{sorted(keys)}")
         jobs = [j for j in jobs if j.experiment.key in args.experiment]
@@ -682,12 +543,8 @@ def _selected(args: argparse.Namespace) -> list[Job]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     for job in _selected(args):
-        if job.result_path.is_file():
-            state = "done"
-        elif job.run_dir.exists():
-            state = "started (resumable)"
-        else:
-            state = "queued"
+        state = ("done" if job.result_path.is_file() else
+                 "started (resumable)" if job.run_dir.exists() else "queued")
         print(f"{state:20s} {job.experiment.key:40s} seed {job.seed}")
     return 0
 
@@ -695,17 +552,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_collect(args: argparse.Namespace) -> int:
     """Rewrite the result files of finished runs from their run folders (after a harness fix)."""
     for job in _selected(args):
-        if args.missing_only and job.result_path.is_file():
-            continue
-        result = collect(job)
-        if result is not None:
+        if not (args.missing_only and job.result_path.is_file()) and (result := collect(job)):
             write_json(job.result_path, result)
             print(f"wrote {os.path.relpath(job.result_path, ROOT)}")
     return 0 if regenerate_results() else 1
-
-
-def _jobs_todo(jobs: list[Job]) -> list[Job]:
-    return [job for job in jobs if not job.result_path.is_file()]
 
 
 def missing_data(jobs: list[Job]) -> list[Path]:
@@ -715,20 +565,31 @@ def missing_data(jobs: list[Job]) -> list[Path]:
                   if not (root / name).is_dir())
 
 
+def _run_locked(job: Job, deadline: float | None, lock: Any) -> dict[str, Any] | str | None:
+    """The job's result (collected, or run then collected), None if another queue finished it
+    meanwhile, or why it failed."""
+    if job.result_path.is_file():
+        return None
+    if (result := collect(job)) is None:
+        if (rc := run_psamf(job, deadline=deadline, lock=lock)) != 0:
+            return f"failed with exit code {rc}; see {LOGS / (job.run_name + '.log')}"
+        if (result := collect(job)) is None:
+            return "no metrics.json after a clean exit"
+    write_json(job.result_path, result)
+    return result
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     deadline = _parse_deadline(args.deadline)
     jobs = _selected(args)
-    if missing := missing_data(_jobs_todo(jobs)):
+    if missing := missing_data([j for j in jobs if not j.result_path.is_file()]):
         print("[bench] data not found: " + ", ".join(str(m) for m in missing) + " (see "
               "../shared/data/README.md, or set PSAMF_DATA_ROOT)", flush=True)
         return 2
     failed: set[str] = set()
     waiting_logged = False
-    while True:
-        if deadline is not None and time.time() > deadline:
-            print("[bench] deadline reached; rerun the same command to continue", flush=True)
-            return 0
-        todo = [j for j in _jobs_todo(jobs) if j.run_name not in failed]
+    while deadline is None or time.time() <= deadline:
+        todo = [j for j in jobs if not j.result_path.is_file() and j.run_name not in failed]
         if not todo:
             if failed:
                 print(f"[bench] {len(failed)} run(s) failed: {', '.join(sorted(failed))} (logs "
@@ -736,59 +597,41 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return 1
             print("[bench] nothing left to run in the selected groups", flush=True)
             return 0
-        runnable = [j for j in todo if not j.experiment.waits_for_personality()
-                    or personality_ready() or j.run_dir.exists()]
-        if not runnable:
-            if not waiting_logged:
-                print(f"[bench] waiting for {PERSONALITY}/trait_head.json (the PSA-MF runs left "
-                      "need the pretrained personality encoder)", flush=True)
-                waiting_logged = True
-            if args.no_wait:
-                return 0
-            time.sleep(30)
-            continue
-        job, lock = None, None
-        for candidate in runnable:
-            lock = try_lock(candidate)
-            if lock is not None:
-                job = candidate
-                break
-        if job is None:  # every runnable job is being run by another queue
+        ready = personality_ready()
+        runnable = [j for j in todo
+                    if ready or j.run_dir.exists() or not j.experiment.waits_for_personality()]
+        if not runnable and not waiting_logged:
+            print(f"[bench] waiting for {PERSONALITY}/trait_head.json (the PSA-MF runs left "
+                  "need the pretrained personality encoder)", flush=True)
+            waiting_logged = True
+        if not runnable and args.no_wait:
+            return 0
+        # The first runnable job no other queue holds; none: wait for the encoder or a queue.
+        job, lock = next(((j, lk) for j in runnable if (lk := try_lock(j))), (None, None))
+        if job is None:
             time.sleep(30)
             continue
         with lock:
-            if job.result_path.is_file():  # another queue finished it since we listed
-                continue
-            result = collect(job)
-            if result is None:
-                try:
-                    rc = run_psamf(job, deadline=deadline, lock=lock)
-                except DeadlineReached:
-                    print(f"[bench] stopped {job.run_name} at the deadline; it will resume",
-                          flush=True)
-                    return 0
-                if rc != 0:
-                    print(f"[bench] {job.run_name} failed with exit code {rc}; see "
-                          f"{LOGS / (job.run_name + '.log')}", flush=True)
-                    failed.add(job.run_name)
-                    continue
-                result = collect(job)
-                if result is None:
-                    print(f"[bench] {job.run_name}: no metrics.json after a clean exit",
-                          flush=True)
-                    failed.add(job.run_name)
-                    continue
-            write_json(job.result_path, result)
-        test = result["test"]
-        print(f"[bench] {job.experiment.key} seed {job.seed}: test MAE "
-              f"{fmt('mae', test['mae'])} Acc-2 non0 {fmt('acc2_non0', test['acc2_non0'])} "
-              f"(best epoch {result['best_epoch']}, "
-              f"{result['wall_s']:.0f} s) -> {os.path.relpath(job.result_path, ROOT)}",
-              flush=True)
-        report = regenerate_results()
-        if args.commit:
-            commit_paths([job.result_path, *report],
-                         f"benchmarks: {job.experiment.key} seed {job.seed} result")
+            try:
+                result = _run_locked(job, deadline, lock)
+            except DeadlineReached:
+                print(f"[bench] stopped {job.run_name} at the deadline; it will resume",
+                      flush=True)
+                return 0
+        if isinstance(result, str):
+            print(f"[bench] {job.run_name}: {result}", flush=True)
+            failed.add(job.run_name)
+        elif result is not None:
+            test = result["test"]
+            print(f"[bench] {job.experiment.key} seed {job.seed}: test MAE "
+                  f"{fmt('mae', test['mae'])} Acc-2 non0 {fmt('acc2_non0', test['acc2_non0'])} "
+                  f"(best epoch {result['best_epoch']}, {result['wall_s']:.0f} s) -> "
+                  f"{os.path.relpath(job.result_path, ROOT)}", flush=True)
+            report = regenerate_results()
+            if args.commit:
+                commit_paths([job.result_path, *report],
+                             f"benchmarks: {job.experiment.key} seed {job.seed} result")
+    print("[bench] deadline reached; rerun the same command to continue", flush=True)
     return 0
 
 
@@ -825,9 +668,8 @@ def main(argv: list[str] | None = None) -> int:
         "--missing-only", action="store_true",
         help="only runs finished whose result file is missing (default: rewrite all finished)")
     args = parser.parse_args(argv)
-    commands = {"list": cmd_list, "run": cmd_run, "collect": cmd_collect}
     try:
-        return commands[args.command](args)
+        return {"list": cmd_list, "run": cmd_run, "collect": cmd_collect}[args.command](args)
     except KeyboardInterrupt as stop:  # Ctrl-C or a signal: the child was already stopped
         print(f"[bench] stopped ({stop or 'interrupt'}); rerun the same command to resume",
               flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,21 +56,17 @@ def test_a_budget_resolves_as_psamf_train_resolves_its_arguments() -> None:
 def test_a_bad_override_fails_when_the_experiment_is_declared(overrides) -> None:
     with pytest.raises(InputError, match="experiment g/typo"):
         real_data.Experiment("g", "typo", "typo", real_data.BUDGETS["mosi-minilm"],
-                             {**real_data.PSAMF, **overrides}, (1,))
+                             {"model.model_type": "psamf", **overrides}, (1,))
 
 
 def test_a_typo_in_the_declarations_fails_at_list(tmp_path) -> None:
     """The declarations are checked on import: `list` exits at once, naming the bad key."""
     bench = tmp_path / "benchmarks"
-    bench.mkdir()
-    source = (ROOT / "benchmarks" / "real_data.py").read_text(encoding="utf-8")
-    assert '{"model.align_layer": str(layer)}' in source
-    (bench / "real_data.py").write_text(source.replace(
-        '{"model.align_layer": str(layer)}', '{"model.align_layr": str(layer)}'),
-        encoding="utf-8")
-    for name in ("__init__.py", "stats.py"):
-        (bench / name).write_text((ROOT / "benchmarks" / name).read_text(encoding="utf-8"),
-                                  encoding="utf-8")
+    shutil.copytree(ROOT / "benchmarks", bench, ignore=shutil.ignore_patterns("results", "*.png"))
+    source = (bench / "experiments.yaml").read_text(encoding="utf-8")
+    assert "[model.align_layer=1]" in source
+    (bench / "experiments.yaml").write_text(
+        source.replace("[model.align_layer=1]", "[model.align_layr=1]"), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(tmp_path)])}
     done = subprocess.run([sys.executable, "-m", "benchmarks.real_data", "list"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=120)
