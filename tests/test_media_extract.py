@@ -196,25 +196,29 @@ def test_extract_gives_a_dataset_data_info_reads(dataset_dir, work, capsys):
         assert _report(dataset_dir)["counts"]["no_video_stream"] == 2
 
 
-def test_train_reads_the_extracted_dataset(dataset_dir, work):
+@pytest.fixture(scope="module")
+def trained_run(dataset_dir, work) -> Path:
     encoder = tiny_encoder(work / "tiny-bert")
     rc = main(["train", "--data", str(dataset_dir), "--out", str(work / "runs"), "--name", "m",
                "--no-progress", *fast_overrides(encoder, work / "cache", epochs=1)])
     assert rc == 0
-    info = json.loads((work / "runs" / "m" / "run.json").read_text(encoding="utf-8"))
+    return work / "runs" / "m"
+
+
+def test_train_reads_the_extracted_dataset(dataset_dir, trained_run):
+    info = json.loads((trained_run / "run.json").read_text(encoding="utf-8"))
     assert info["dataset"]["feature_profile"] == load_dataset(dataset_dir).profile
+    assert (trained_run / "seed-0" / "metrics.json").is_file()
 
 
 @needs_features
-def test_evaluate_refuses_features_of_another_profile(dataset_dir, work, capsys):
-    test_train_reads_the_extracted_dataset(dataset_dir, work) if not (
-        work / "runs" / "m").is_dir() else None
+def test_evaluate_refuses_features_of_another_profile(dataset_dir, trained_run, work, capsys):
     other = work / "ds-other"
     shutil.copytree(dataset_dir, other)
     profile = json.loads((other / "profile.json").read_text(encoding="utf-8"))
     profile["face"]["settings"]["fps"] = 2.0
     (other / "profile.json").write_text(json.dumps(profile), encoding="utf-8")
-    assert main(["evaluate", str(work / "runs" / "m"), "--data", str(other)]) == 2
+    assert main(["evaluate", str(trained_run), "--data", str(other)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "was trained on" in err and "ds-other" in err
 
@@ -322,6 +326,19 @@ def test_timing_file_cuts_utterances(work, clips):
         widths = {i: a for s in _pickle(out).values()
                   for i, a in zip(s["id"], s["audio_lengths"], strict=True)}
         assert widths["clip2$_$1"] == pytest.approx(100, abs=2)  # 1 s of 10 ms frames
+
+
+def test_split_by_recognised_segments(work, clips):
+    speech = mf.speak("I loved the music. The story was dull and far too long.", work / "two.wav")
+    pause = np.zeros(16000 * 2, np.float32)
+    clip = mf.write_media(work / "two parts.m4a", audio=np.concatenate([speech, pause, speech]))
+    out = work / "ds-segments"
+    assert main(["extract", str(clip), str(clips), "--out", str(out), "--split", "segments",
+                 "--no-progress", *FEATURE_FLAGS]) == 0
+    dataset = load_dataset(out)
+    assert dataset.profile["utterances"] == "segments"
+    ids = sorted(i for s in dataset.splits.values() for i in s.ids if i.startswith("two parts"))
+    assert len(ids) >= 2 and ids[:2] == ["two parts$_$1", "two parts$_$2"]
 
 
 @needs_features

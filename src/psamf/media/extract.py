@@ -25,7 +25,7 @@ import json
 import logging
 import pickle
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -186,8 +186,12 @@ def _vision_pass(job: FileJob, tools: Tools) -> tuple[np.ndarray, np.ndarray, np
             np.asarray(times), np.asarray(found, dtype=bool))
 
 
-def process_file(job: FileJob, opts: ExtractOptions, tools: Tools) -> FileResult:
-    """Extract one file; refusals become ``FileResult.refused`` (the caller counts them)."""
+def process_file(
+    job: FileJob, opts: ExtractOptions, tools: Tools, stage: Callable[[str], None] | None = None
+) -> FileResult:
+    """Extract one file; refusals become ``FileResult.refused`` (the caller counts them).
+    ``stage`` is told which stage starts (the progress bar shows it)."""
+    stage = stage or _quiet
     result = FileResult(job.video_id)
     counts: Counter[str] = Counter()
     try:
@@ -209,9 +213,11 @@ def process_file(job: FileJob, opts: ExtractOptions, tools: Tools) -> FileResult
         audio = times_a = None
         segments: list[Segment] = []
         if info.has_audio and (tools.acoustic is not None or need_asr):
+            stage("audio+speech" if need_asr else "audio")
             audio, times_a, segments = _audio_pass(job, tools, need_asr)
         vision = times_v = None
         if tools.face is not None and info.has_video:
+            stage("face")
             vision, times_v, found = _vision_pass(job, tools)
             if not found.any():
                 counts["no_face"] += 1
@@ -299,6 +305,10 @@ def read_cached(path: Path) -> FileResult | None:
 _TOOLS: Tools | None = None
 
 
+def _quiet(_stage: str) -> None:
+    """Workers draw no bars: the main process counts finished files."""
+
+
 def _worker_init(opts: ExtractOptions) -> None:
     global _TOOLS
     import torch
@@ -309,7 +319,7 @@ def _worker_init(opts: ExtractOptions) -> None:
 
 def _worker_run(job: FileJob, opts: ExtractOptions, out: Path) -> str:
     assert _TOOLS is not None
-    write_cached(out, process_file(job, opts, _TOOLS))
+    write_cached(out, process_file(job, opts, _TOOLS, _quiet))
     return job.video_id
 
 
@@ -478,8 +488,10 @@ def extract(media: list[Path], out: Path, opts: ExtractOptions) -> ExtractReport
         bar = _bar(len(jobs), len(jobs) - len(todo), opts.progress)
         if opts.workers == 1 or len(todo) < 2:
             for job in todo:
-                bar.set_postfix_str(job.path.name[-30:])
-                write_cached(paths[job.video_id], process_file(job, opts, tools))
+                def stage(name: str, file: str = job.path.name[-30:]) -> None:
+                    bar.set_postfix_str(f"{file}: {name}")
+
+                write_cached(paths[job.video_id], process_file(job, opts, tools, stage))
                 bar.update()
         else:
             tools.close()
@@ -498,7 +510,7 @@ def extract(media: list[Path], out: Path, opts: ExtractOptions) -> ExtractReport
     for job in jobs:
         res = read_cached(paths[job.video_id])
         if res is None:  # damaged between the two steps: redo it here
-            res = process_file(job, opts, Tools(opts))
+            res = process_file(job, opts, Tools(opts), _quiet)
         counts.update(res.counts)
         if res.refused:
             refused[job.path.name] = res.refused
