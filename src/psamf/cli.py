@@ -20,7 +20,9 @@ from psamf import __version__
 from psamf.errors import PsamfError
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS: tuple[str, ...] = ("data", "train", "evaluate", "predict", "pretrain_personality")
+COMMANDS: tuple[str, ...] = (
+    "data", "extract", "train", "evaluate", "predict", "pretrain_personality"
+)
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
 
 

@@ -58,6 +58,23 @@ def check_modalities(model_widths: dict[str, int], dataset) -> None:
             )
 
 
+def check_profile(run: Path, model_widths: dict[str, int], dataset) -> None:
+    """A model that reads audio/vision must get features from the extractors it was trained on:
+    the dataset's feature profile (psamf extract) must equal the one run.json recorded."""
+    from psamf.media.profile import comparable, short
+    from psamf.training.runs import recorded_feature_profile
+
+    if not model_widths:
+        return  # a text-only model reads no frame features
+    trained = recorded_feature_profile(run)
+    if comparable(trained) != comparable(dataset.profile):
+        raise InputError(
+            f"dataset {dataset.name!r} has features from {short(dataset.profile)} but run {run} "
+            f"was trained on {short(trained)}; re-extract with the run's settings (psamf "
+            "extract) or evaluate a run trained on these features"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from psamf.data import part_indices
     from psamf.device import resolve_device
@@ -98,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         name=args.data, root=args.root, labels_encoding=args.labels_encoding)
     dataset = load_multimodal(data_config.name, data_config.root, data_config.labels_encoding)
     check_modalities(config.model.modality_widths(), dataset)
+    check_profile(args.run, config.model.modality_widths(), dataset)
     eval_config = dataclasses.replace(config, data=data_config)
     splits = subset_splits(eval_config, dataset)
     wanted = ["train", "valid", "test"] if args.split == "all" else [args.split]

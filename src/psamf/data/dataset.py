@@ -9,6 +9,7 @@ modality is absent for that utterance; a modality absent from the whole dataset 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -81,6 +82,9 @@ class MultimodalDataset:
     synthetic: bool = False
     parts: tuple[str, ...] = ()
     dropped_modalities: tuple[str, ...] = ()
+    # The feature profile (psamf.media.profile) of a folder written by ``psamf extract``: which
+    # extractors and settings made its audio/vision features; None for other datasets.
+    profile: dict[str, Any] | None = None
 
     def modality_widths(self) -> dict[str, int]:
         """Width d of each modality present (taken from the first split that has it)."""
@@ -113,6 +117,10 @@ class MultimodalDataset:
                          for split in self.splits.values()]
                 lines.append(f"    {part}: " + ", ".join(
                     f"{s} {n}" for s, n in zip(self.splits, sizes, strict=True)))
+        if self.profile is not None:
+            from psamf.media.profile import short
+
+            lines.append(f"  features: {short(self.profile)}")
         widths = self.modality_widths()
         mods = "".join(f", {m} (d={w})" for m, w in widths.items())
         lines.append(f"  modalities: text{mods}")

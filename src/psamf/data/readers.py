@@ -471,6 +471,10 @@ def read_folder(
             )
     name = name or folder.name
     if features is not None:
-        return read_features(features, labels, name=name, encoding=labels_encoding)
+        from psamf.media.profile import read_profile  # no media libraries: just the JSON
+
+        dataset = read_features(features, labels, name=name, encoding=labels_encoding)
+        dataset.profile = read_profile(Path(features).parent)  # written by psamf extract
+        return dataset
     assert labels is not None
     return read_label_csv(labels, name=name, encoding=labels_encoding)

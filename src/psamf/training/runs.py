@@ -116,11 +116,26 @@ def create_run(
         "git_commit": git_commit(),
         "dataset": {"name": dataset.name, "source": dataset.source,
                     "synthetic": dataset.synthetic,
+                    "feature_profile": dataset.profile,
                     "sizes": {k: len(v) for k, v in prepared.raw.items()},
                     **({"parts": list(dataset.parts)} if dataset.parts else {})},
         "personality": prepared.personality,
     })
     return folder
+
+
+def recorded_feature_profile(run: str | Path) -> dict[str, Any] | None:
+    """run.json's feature profile of the data the run was trained on (None: not extracted by
+    psamf extract, or a run made before profiles were recorded)."""
+    path = Path(run) / RUN_INFO
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: not valid JSON ({err})") from None
+    dataset = info.get("dataset") if isinstance(info, dict) else None
+    return dataset.get("feature_profile") if isinstance(dataset, dict) else None
 
 
 def recorded_personality(run: str | Path) -> dict[str, Any] | None:
