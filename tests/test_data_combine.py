@@ -124,3 +124,20 @@ def test_a_folder_with_a_plus_in_its_name_is_one_folder(tmp_path):
     folder = write_label_csv(tmp_path / "pre+post", seed=1, n_train=3, n_valid=1, n_test=1)
     data = load_dataset(str(folder))
     assert not data.parts and len(data.splits["train"]) == 3
+
+
+def test_features_from_different_profiles_are_not_mixed():
+    """Equal widths do not make two extractors' features one kind: the profiles must agree."""
+    import dataclasses
+
+    def profiled(seed: int, acoustic: str | None):
+        data = make_sample_dataset(seed, n_train=4, n_valid=2, n_test=2)
+        profile = None if acoustic is None else {
+            "acoustic": {"name": acoustic, "version": "1"}, "face": None}
+        return dataclasses.replace(data, profile=profile)
+
+    same = combine([("a", profiled(1, "librosa")), ("b", profiled(2, "librosa"))])
+    assert same.profile == {"acoustic": {"name": "librosa", "version": "1"}, "face": None}
+    for other in (profiled(2, "egemaps"), profiled(2, None)):
+        with pytest.raises(InputError, match="different feature profiles .*a: acoustic=librosa"):
+            combine([("a", profiled(1, "librosa")), ("b", other)])

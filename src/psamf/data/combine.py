@@ -9,6 +9,7 @@ MOSEI's text gives a text dataset (said once in the log and in the summary).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from psamf.data.dataset import (
     SplitData,
 )
 from psamf.errors import InputError
+from psamf.media.profile import short
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,13 @@ def combine(named: Sequence[tuple[str, MultimodalDataset]]) -> MultimodalDataset
             raise InputError(f"{mod} features differ in width across the datasets ({given}): "
                              "they come from different extractors and cannot be trained together; "
                              "combine datasets extracted with one feature profile")
+    # Equal widths are not enough: features from two extractors (or settings) must not be mixed.
+    profiles = {name: ds.profile for name, ds in named}
+    if kept and len({json.dumps(p, sort_keys=True) for p in profiles.values()}) > 1:
+        given = ", ".join(f"{n}: {short(p)}" for n, p in profiles.items())
+        raise InputError(f"the datasets' {'/'.join(kept)} features come from different feature "
+                         f"profiles ({given}); combine datasets extracted with one profile, or "
+                         "train on their transcripts alone (model.text_only=true)")
     dropped = sorted({m for w in widths for m in w} - set(kept))
     for mod in dropped:
         lacking = [n for (n, _), w in zip(named, widths, strict=True) if mod not in w]
@@ -116,6 +125,7 @@ def combine(named: Sequence[tuple[str, MultimodalDataset]]) -> MultimodalDataset
         source=" + ".join(ds.source or n for n, ds in named),
         synthetic=any(ds.synthetic for _, ds in named),
         parts=tuple(n for n, _ in named), dropped_modalities=tuple(dropped),
+        profile=next(iter(profiles.values())) if kept else None,
     )
 
 
