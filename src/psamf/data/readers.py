@@ -237,20 +237,45 @@ def _field(split: Mapping[str, Any], key: str, path: Path, split_name: str) -> A
     return split[key]
 
 
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+def _text(value: Any, where: str, index: int) -> str:
+    """A transcript or id as text: str, UTF-8 bytes, or a number (ids written as numbers). Anything
+    else (a list, a dict, ...) is refused: str() of a container from a hostile file can recurse
+    without end or take minutes."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise InputError(f"{where}, index {index}: bytes that are not UTF-8 ({err.reason} at "
+                             f"byte {err.start}); re-export the text as UTF-8") from None
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return str(value)
+    raise InputError(f"{where}, index {index}: expected text, got {type(value).__name__}")
 
 
-def _strings(values: Any) -> list[str]:
-    return [_text(v) for v in np.asarray(values, dtype=object).reshape(-1)]
+def _array(value: Any, where: str, dtype: Any = None) -> np.ndarray:
+    """``np.asarray`` for a field of a file: what numpy cannot make an array of (ragged or too
+    deeply nested lists, mixed objects) is one line naming the field, not numpy's traceback."""
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (ValueError, TypeError, OverflowError, RecursionError) as err:
+        reason = " ".join(str(err).split())[:120]
+        raise InputError(f"{where}: not an array ({type(err).__name__}: {reason}); expected "
+                         "numbers in the MMSA layout") from None
 
 
-def _ids(values: Any) -> list[str]:
+def _strings(values: Any, where: str) -> list[str]:
+    return [_text(v, where, i) for i, v in enumerate(_array(values, where, object).reshape(-1))]
+
+
+def _ids(values: Any, where: str) -> list[str]:
     """Utterance ids; a 2-D id array (video, clip, ...) becomes ``video$_$clip``."""
-    arr = np.asarray(values, dtype=object)
+    arr = _array(values, where, object)
     if arr.ndim == 2 and arr.shape[1] >= 2:
-        return [f"{_text(row[0])}{ID_SEPARATOR}{_text(row[1])}" for row in arr]
-    return _strings(arr)
+        return [f"{_text(row[0], where, i)}{ID_SEPARATOR}{_text(row[1], where, i)}"
+                for i, row in enumerate(arr)]
+    return _strings(arr, where)
 
 
 def _modalities(
@@ -261,7 +286,8 @@ def _modalities(
     for name in MODALITIES:
         if name not in split:
             continue
-        feats = np.asarray(split[name])
+        where = f"{path}: split '{split_name}', field '{name}'"
+        feats = _array(split[name], where)
         if feats.ndim != 3:
             raise InputError(
                 f"{path}: split '{split_name}', field '{name}': features must be 3-D (N, T, d), "
@@ -269,7 +295,7 @@ def _modalities(
             )
         key = f"{name}_lengths"
         if key in split:
-            lengths = np.asarray(split[key]).reshape(-1)
+            lengths = _array(split[key], f"{where}_lengths").reshape(-1)
         else:
             lengths = np.full(feats.shape[0], feats.shape[1], dtype=np.int64)
         out[name] = ModalityFeatures(feats, lengths)
@@ -288,9 +314,12 @@ def _mmsa_dataset(
     splits: dict[str, SplitData] = {}
     for split_name, split in raw.items():
         splits[split_name] = SplitData(
-            ids=_ids(_field(split, "id", path, split_name)),
-            texts=_strings(_field(split, "raw_text", path, split_name)),
-            labels=np.asarray(_field(split, "regression_labels", path, split_name)),
+            ids=_ids(_field(split, "id", path, split_name),
+                     f"{path}: split '{split_name}', field 'id'"),
+            texts=_strings(_field(split, "raw_text", path, split_name),
+                           f"{path}: split '{split_name}', field 'raw_text'"),
+            labels=_array(_field(split, "regression_labels", path, split_name),
+                          f"{path}: split '{split_name}', field 'regression_labels'"),
             modalities=_modalities(split, path, split_name),
         )
     return validate_dataset(
@@ -314,7 +343,8 @@ def _authors_dataset(
     rows = read_label_rows(labels, encoding=encoding)
     splits: dict[str, SplitData] = {}
     for split_name, split in raw.items():
-        ids = _ids(_field(split, "id", features, split_name))
+        ids = _ids(_field(split, "id", features, split_name),
+                   f"{features}: split '{split_name}', field 'id'")
         unknown = [i for i in ids if i not in rows]
         if unknown:
             raise InputError(
@@ -331,7 +361,8 @@ def _authors_dataset(
         splits[split_name] = SplitData(
             ids=ids,
             texts=[rows[i].text for i in ids],
-            labels=np.asarray(_field(split, key, features, split_name)),
+            labels=_array(_field(split, key, features, split_name),
+                          f"{features}: split '{split_name}', field '{key}'"),
             modalities=_modalities(split, features, split_name),
         )
     dataset = validate_dataset(

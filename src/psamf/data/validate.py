@@ -30,6 +30,9 @@ from psamf.data.dataset import (
 from psamf.errors import InputError
 
 log = logging.getLogger(__name__)
+# numpy dtype kinds that hold real numbers: bool, signed / unsigned int, float (object arrays of
+# dicts, strings, complex numbers and dates are refused by name).
+_REAL_KINDS = "biuf"
 
 _LABEL_TOLERANCE = 1e-5  # float32 round-off on labels stored as e.g. 3.0000002
 
@@ -38,10 +41,24 @@ def _where(source: str, split: str, field: str) -> str:
     return f"{source}: split '{split}', field '{field}'"
 
 
+def _real(value: object, where: str, what: str) -> np.ndarray:
+    """``value`` as an array of real numbers; an object array is converted if it holds only
+    numbers. Strings, dicts, complex numbers and dates are refused in one line."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            raise InputError(f"{where}: {what} must be real numbers ({err})") from None
+    if arr.dtype.kind not in _REAL_KINDS:
+        raise InputError(f"{where}: {what} must be real numbers, got dtype {arr.dtype}")
+    return arr
+
+
 def _check_modality(
     name: str, mod: ModalityFeatures, n: int, *, source: str, split: str
 ) -> ModalityFeatures:
-    feats = np.asarray(mod.features)
+    feats = _real(mod.features, _where(source, split, name), "features")
     if feats.ndim != 3:
         raise InputError(
             f"{_where(source, split, name)}: features must be 3-D (N, T, d), got shape "
@@ -52,7 +69,7 @@ def _check_modality(
             f"{_where(source, split, name)}: {feats.shape[0]} rows but the split has {n} "
             "utterances (ids / labels); the fields must describe the same utterances"
         )
-    lengths = np.asarray(mod.lengths)
+    lengths = _real(mod.lengths, _where(source, split, name + "_lengths"), "lengths")
     if lengths.shape != (n,):
         raise InputError(
             f"{_where(source, split, name + '_lengths')}: shape {lengths.shape}, expected ({n},)"
@@ -123,6 +140,9 @@ def validate_split(split: SplitData, *, source: str, split_name: str) -> SplitDa
             )
         first_seen[x] = i
 
+    if np.asarray(split.labels).dtype.kind in "cmM":  # complex, timedelta, datetime
+        raise InputError(f"{_where(source, split_name, 'labels')}: labels must be real numbers, "
+                         f"got dtype {np.asarray(split.labels).dtype}")
     try:  # (N, 1) and (N, 1, 1) label arrays are common in pickles
         labels = np.asarray(split.labels, dtype=np.float64).reshape(n)
     except (TypeError, ValueError) as err:
