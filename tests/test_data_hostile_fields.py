@@ -14,7 +14,6 @@ from psamf.cli import main
 from psamf.data import load_dataset
 from psamf.errors import PsamfError
 
-
 DEEP = "psamf-deep-list-placeholder"
 
 
