@@ -132,6 +132,9 @@ def test_text_only_run_builds_no_frame_extractor(text_run, clip, work, capsys):
     rc, out, _ = _predict(capsys, text_run, "--media", voice, "--transcript", subs)
     assert rc == 0 and [s["text"] for s in out["segments"]] == ["so", "so indeed"]
     assert out["segments"][1]["start"] == 0.5
+    rc, out, _ = _predict(capsys, text_run, "--media", voice, "--transcript", subs, "--split",
+                          "file")
+    assert rc == 0 and [s["text"] for s in out["segments"]] == ["so so indeed"]
 
 
 def _one_line_error(rc: int, err: str, *needles: str) -> None:

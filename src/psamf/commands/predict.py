@@ -6,7 +6,7 @@ Examples::
     psamf predict runs/my-mosi-run --text "i loved it" --audio clip_audio.npy
     psamf predict runs/my-run --personality-encoder /backup/personality-minilm --text "great"
     psamf predict runs/my-run --media interview.mp4 --plot timeline.png
-    psamf predict runs/my-run --media talk.m4a --split file --transcript talk.srt
+    psamf predict runs/my-run --media talk.m4a --transcript talk.srt
 
 --media: any file PyAV/FFmpeg decodes (audio-only too). It is extracted with the extractors and
 settings of the run's feature profile, only for the modalities the model reads (a text-only model:
@@ -195,6 +195,8 @@ def run_media(args: argparse.Namespace) -> int:
     if transcript and transcript.source == "given" and args.split == "segments":
         raise InputError("--split segments with a plain --transcript: it has no times to cut at; "
                          "give an .srt/.vtt file, or use --split file")
+    if transcript and args.split == "file" and len(transcript.cues) > 1:  # one reading
+        transcript = reading.joined(transcript)
     if args.plot is not None and args.plot.parent and not args.plot.parent.is_dir():
         raise NotFoundError(f"--plot {args.plot}: folder {args.plot.parent} does not exist")
     device = resolve_device(args.device)

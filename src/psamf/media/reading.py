@@ -50,6 +50,12 @@ def given_transcript(value: str | None) -> GivenTranscript | None:
     return GivenTranscript([Cue("1", 0.0, None, text)], "given")
 
 
+def joined(given: GivenTranscript) -> GivenTranscript:
+    """All cues as one, for the whole clip (``--split file`` with subtitles)."""
+    text = " ".join(c.text for c in given.cues if c.text)
+    return GivenTranscript([Cue("1", 0.0, None, text)], given.source)
+
+
 def check_readable(run: Path, widths: dict[str, int], profile: dict[str, Any] | None) -> None:
     """A model reading frame features needs the profile they were made with."""
     if widths and profile is None:
