@@ -69,6 +69,9 @@ class ExtractOptions:
     transcripts: Path | None = None
     workers: int = 1
     progress: bool = True
+    # the extractors' other settings (their dataclass fields), e.g. from a run's feature profile
+    acoustic_settings: dict[str, Any] | None = None
+    face_settings: dict[str, Any] | None = None
 
     def utterance_mode(self) -> str:
         return "timing" if self.timing else self.split
@@ -110,11 +113,12 @@ class Tools:
         if opts.acoustic is not None:
             from psamf.media.acoustic import make_acoustic
 
-            self.acoustic = make_acoustic(opts.acoustic)
+            self.acoustic = make_acoustic(opts.acoustic, **(opts.acoustic_settings or {}))
         if opts.face_fps is not None:
             from psamf.media.face import make_face
 
-            self.face = make_face("facemesh", fps=opts.face_fps)
+            self.face = make_face("facemesh", **{**(opts.face_settings or {}),
+                                                 "fps": opts.face_fps})
         self._asr: Recognizer | None = None
         self.asr_model = opts.asr_model
 
@@ -258,6 +262,70 @@ def process_file(
     return result
 
 
+# ----------------------------------------------------------------------------- one clip
+
+
+@dataclass
+class ClipExtraction:
+    """One clip's utterances and which extractors were built for it."""
+
+    info: decode.MediaInfo
+    utterances: list[Utterance]
+    counts: dict[str, int]
+    built: list[str]  # "asr", "acoustic", "face": what actually ran
+
+
+def options_for_profile(
+    profile: dict[str, Any] | None, modalities: set[str] | frozenset[str], *, split: str = "file",
+    source: str = "the run",
+) -> ExtractOptions:
+    """Options that reproduce ``profile``'s extractors for ``modalities`` (a subset of audio,
+    vision) and nothing else: a text-only reader gets no acoustic/face extractor at all."""
+    profile = profile or {}
+    acoustic = profile.get("acoustic") if "audio" in modalities else None
+    face = profile.get("face") if "vision" in modalities else None
+    for name, desc in (("audio", acoustic), ("vision", face)):
+        if name in modalities and not desc:
+            raise InputError(f"{source}: reads {name} features but its feature profile names no "
+                             f"{name} extractor; train on a dataset made by psamf extract")
+    face_settings = dict(face.get("settings") or {}) if face else None
+    asr = profile.get("asr") or {}
+    return ExtractOptions(
+        acoustic=acoustic["name"] if acoustic else None,
+        acoustic_settings=dict(acoustic.get("settings") or {}) if acoustic else None,
+        face_fps=float(face_settings.pop("fps", 5.0)) if face_settings is not None else None,
+        face_settings=face_settings,
+        asr_model=asr.get("model") or DEFAULT_MODEL,
+        split=split, align=profile.get("alignment") or "none", progress=False,
+    )
+
+
+def extract_clip(path: Path, opts: ExtractOptions, *, cues: list[Cue] | None = None,
+                 transcript_hint: str = "--transcript") -> ClipExtraction:
+    """Extract one clip in memory (no cache): ``cues`` None = the whole clip, or ASR segments
+    with ``opts.split == "segments"``. Anything that gives nothing is an ``InputError`` naming
+    the file and ``transcript_hint`` (how to give the transcript)."""
+    _check(opts)
+    info = decode.probe(path)
+    if not info.has_audio and (cues is None or any(c.text is None for c in cues)):
+        raise InputError(f"{path}: no audio stream to recognise speech in; give the transcript "
+                         f"with {transcript_hint}")
+    tools = Tools(opts)
+    try:
+        result = process_file(FileJob(path, path.stem, tuple(cues) if cues else None), opts,
+                              tools)
+    finally:
+        tools.close()
+    built = [n for n, t in (("asr", tools._asr), ("acoustic", tools.acoustic),
+                            ("face", tools.face)) if t is not None]
+    if result.refused and result.refused.startswith("silent"):
+        raise InputError(f"{path}: no words recognised in its audio (silence?); give the "
+                         f"transcript with {transcript_hint}")
+    if result.refused:  # "corrupt: <decoder's one line, naming the file>"
+        raise InputError(result.refused.partition(": ")[2] or result.refused)
+    return ClipExtraction(info, result.utterances, result.counts, built)
+
+
 # ----------------------------------------------------------------------------- cache
 
 
@@ -362,7 +430,8 @@ def plan_jobs(media: list[Path], opts: ExtractOptions) -> list[FileJob]:
     return jobs
 
 
-def _stack(rows: list[np.ndarray | None], dim: int) -> tuple[np.ndarray, np.ndarray]:
+def stack_frames(rows: list[np.ndarray | None], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of several utterances as one zero-padded (N, T, dim) array and their lengths."""
     t = max([1, *(r.shape[0] for r in rows if r is not None)])
     feats = np.zeros((len(rows), t, dim), dtype=np.float32)
     lengths = np.zeros(len(rows), dtype=np.int64)
@@ -409,7 +478,7 @@ def assemble(
                                           dtype=np.float32),
         }
         for name, dim in dims.items():
-            feats, lengths = _stack([getattr(u, name) for _, _, u, _ in chosen], dim)
+            feats, lengths = stack_frames([getattr(u, name) for _, _, u, _ in chosen], dim)
             data[name] = feats
             if opts.align != "words":
                 data[f"{name}_lengths"] = lengths
