@@ -84,6 +84,13 @@ class Predictor:
             verify_manifest(self.folder)
             self._load_export(device)
 
+    def _init_unverified(self, folder: Path) -> None:
+        """Load an export folder being written (no manifest yet) on torch / CPU: what the ONNX
+        export traces and checks against."""
+        self.folder, self.backend, self.batch_size, self.kind = Path(folder), "torch", 32, "export"
+        self._head, self._p_info = None, None
+        self._load_export("cpu")
+
     # --- loading ------------------------------------------------------------------------------
 
     def _load_run(self, seed: int | None, override: str | None, device: str) -> None:
@@ -130,7 +137,8 @@ class Predictor:
         self._metrics = _read_json(folder / layout.METRICS)
         self._profile = _read_json(folder / layout.PROFILE) if (folder / layout.PROFILE).is_file() \
             else None
-        self._card = (folder / layout.CARD).read_text(encoding="utf-8")
+        card = folder / layout.CARD
+        self._card = card.read_text(encoding="utf-8") if card.is_file() else None
         p = info.get("personality")
         if self.backend == "torch":
             from psamf.checkpointing import load_model_weights
