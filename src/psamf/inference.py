@@ -278,7 +278,10 @@ class Predictor:
                 feed["personality"] = p
             for name, (array, lengths) in frames.items():
                 feed[name], feed[f"{name}_lengths"] = array, lengths
-            (scores,) = self._sessions["sentiment"].run(None, feed)
+            from psamf.export.onnx_graphs import graph_feed
+
+            session = self._sessions["sentiment"]
+            (scores,) = session.run(None, graph_feed(session, feed))
             return scores.astype(np.float64)
         import torch
 

@@ -135,6 +135,13 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
                           dynamic_axes=axes, opset_version=OPSET, dynamo=False)
 
 
+def graph_feed(session: Any, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The inputs the graph kept: the exporter drops one the prediction does not read (P in a
+    model that only uses it in its training losses, e.g. ``text_only``)."""
+    wanted = {i.name for i in session.get_inputs()}
+    return {k: v for k, v in feed.items() if k in wanted}
+
+
 def _feed(predictor: Any, texts: list[str], names: list[str], *, frames: int) -> dict:
     """Inputs of the sentiment graph for ``texts`` (P from the torch encoder; random frames)."""
     from psamf.inference import _frames
@@ -165,7 +172,7 @@ def _parity(predictor: Any, target: Path, names: list[str], ort: Any, *, int8: b
         feed = _feed(predictor, texts, names, frames=frames)
         with torch.no_grad():
             want = predictor._model(**{n: torch.from_numpy(v) for n, v in feed.items()})
-        (got,) = sentiment.run(None, feed)
+        (got,) = sentiment.run(None, graph_feed(sentiment, feed))
         worst = max(worst, float(np.abs(got - want.prediction.numpy()).max()))
         if "personality" in names:
             tokens = predictor._p_encoder.tokenizer(texts, padding=True, truncation=True,
