@@ -133,11 +133,19 @@ def run(args: argparse.Namespace) -> int:
 def run_media(args: argparse.Namespace) -> int:
     """``--media CLIP``: extract the clip as the run's data was, score each segment."""
     from psamf.inference import Predictor
+    from psamf.media import reading
 
     for flag in ("audio", "vision"):
         if getattr(args, flag) is not None:
             raise InputError(f"--{flag} with --media: the clip's {flag} is extracted from it; "
                              f"drop --{flag}")
+    # The checks predict_media makes too, here in the flags' words and before the model loads.
+    given = reading.given_transcript(args.transcript)
+    if given and given.source == "given" and args.split == "segments":
+        raise InputError("--split segments with a plain --transcript: it has no times to cut at; "
+                         "give an .srt/.vtt file, or use --split file")
+    if args.plot is not None and not args.plot.parent.is_dir():
+        raise NotFoundError(f"--plot {args.plot}: folder {args.plot.parent} does not exist")
     predictor = Predictor(args.run, backend=args.backend, device=args.device, seed=args.seed,
                           personality_encoder=args.personality_encoder)
     out = predictor.predict_media(args.media, transcript=args.transcript, split=args.split,
