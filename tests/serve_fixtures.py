@@ -162,10 +162,10 @@ def request(url: str, data: bytes | None = None, *, content_type: str | None = N
         req.add_header("Content-Type", content_type)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, dict(resp.headers), json.loads(resp.read() or b"null")
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as err:
         body = err.read()
-        return err.code, dict(err.headers), json.loads(body) if body else None
+        return err.code, {k.lower(): v for k, v in err.headers.items()}, json.loads(body) if body else None
 
 
 def get(url: str) -> tuple[int, dict, Any]:

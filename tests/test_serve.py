@@ -165,7 +165,7 @@ def test_concurrent_requests_are_micro_batched(server):
                                 texts))
     assert [r[0] for r in replies] == [200] * 32
     assert [r[2]["results"][0]["text"] for r in replies] == texts  # each got its own reading
-    shared = [int(r[1]["X-Psamf-Batch-Requests"]) for r in replies]
+    shared = [int(r[1]["x-psamf-batch-requests"]) for r in replies]
     assert max(shared) > 1, shared
     stats = get(server.url + "/v1/model")[2]["batching"]
     assert stats["max_requests_per_call"] > 1 and stats["model_calls"] < stats["requests"]
