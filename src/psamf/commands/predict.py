@@ -5,6 +5,9 @@ Examples::
     psamf predict runs/my-run --text "the plot was really great"
     psamf predict runs/my-mosi-run --text "i loved it" --audio clip_audio.npy
     psamf predict runs/my-run --personality-encoder /backup/personality-minilm --text "great"
+    psamf predict models/my-model --text "i loved it" --backend onnx   # an exported folder
+
+RUN is a run folder (psamf train) or a model folder (psamf export, which needs nothing else).
 
 Audio / vision are .npy arrays of frame features (T, d) with the run's widths (loaded with
 allow_pickle=False). A modality the model uses but that is not given counts as absent (length 0).
@@ -17,21 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from psamf.commands._args import ENCODER_FLAG, add_command, add_encoder_override, add_run_argument
+from psamf.commands._args import add_command, add_encoder_override, add_run_argument
 from psamf.device import DEVICES_HELP
 from psamf.errors import InputError, NotFoundError
-
-if TYPE_CHECKING:
-    from psamf.personality.folder import EncoderFolder
-
-SENTIMENT_CLASSES: dict[int, str] = {
-    -3: "strongly negative", -2: "negative", -1: "weakly negative", 0: "neutral",
-    1: "weakly positive", 2: "positive", 3: "strongly positive",
-}
+from psamf.inference import BACKENDS, SENTIMENT_CLASSES, sentiment_class  # noqa: F401 (re-export)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,15 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--audio", type=Path, default=None, help=".npy audio features (T, d_audio)")
     p.add_argument("--vision", type=Path, default=None, help=".npy vision features (T, d_vision)")
     p.add_argument("--seed", type=int, default=None, help="which seed's model (default: first)")
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="torch, or ONNX Runtime on a folder exported with --onnx (onnx-int8: "
+                        "with --int8)")
     p.add_argument("--device", default="cpu",
                    help=f"{DEVICES_HELP} (default cpu: one utterance is fastest there)")
     p.set_defaults(func=run)
-
-
-def sentiment_class(score: float) -> tuple[int, str]:
-    """The 7-class reading of a score: round(clip(score, -3, 3)) and its name."""
-    value = int(np.round(np.clip(score, -3.0, 3.0)))
-    return value, SENTIMENT_CLASSES[value]
 
 
 def load_frames(path: Path | None, name: str, width: int | None) -> tuple[np.ndarray | None, str]:
@@ -85,69 +77,27 @@ def load_frames(path: Path | None, name: str, width: int | None) -> tuple[np.nda
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from psamf.device import resolve_device
-    from psamf.training.batching import model_batch, to_device
-    from psamf.training.runs import (
-        load_trained_model,
-        locate_personality_encoder,
-        personality_check,
-        quiet_transformers,
-    )
+    from psamf.inference import Predictor
+    from psamf.training.runs import quiet_transformers
 
     quiet_transformers(getattr(args, "verbose", False))
 
     if not args.text.strip():
         raise InputError("--text is empty; give the transcript of the clip to score")
-    device = resolve_device(args.device)
-    config, seed, model = load_trained_model(args.run, args.seed, device=device)
-    config = locate_personality_encoder(args.run, config, args.personality_encoder,
-                                        how=ENCODER_FLAG)
-    widths = config.model.modality_widths()
+    predictor = Predictor(args.run, backend=args.backend, device=args.device, seed=args.seed,
+                          personality_encoder=args.personality_encoder)
+    widths = predictor.config.modality_widths()
     used: dict[str, str] = {}
-    frames: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    frames: dict[str, list[np.ndarray | None]] = {}
     for name in ("audio", "vision"):
         array, status = load_frames(getattr(args, name), name, widths.get(name))
         if name in widths:
-            if array is None:  # absent for this clip: one zero frame, length 0
-                array = np.zeros((1, widths[name]), dtype=np.float32)
-            length = 0 if status == "absent" else array.shape[0]
-            frames[name] = (torch.from_numpy(array)[None], torch.tensor([length]))  # (1, T, d)
+            frames[name] = [array]
             used[name] = status
-    out: dict = {"run": str(args.run), "seed": seed, "text": args.text}
-    big_five, p = None, None
-    if config.uses_personality():
-        from psamf.personality.encoder import PersonalityEncoder
-        from psamf.personality.folder import EncoderFolder
-
-        folder = EncoderFolder.open(config.personality_encoder,
-                                    pooling=config.personality_pooling_arg())
-        encoder = PersonalityEncoder(folder)
-        personality_check(args.run, how=ENCODER_FLAG)(encoder)
-        encoder = encoder.to(device)
-        p = encoder.encode([args.text])  # (1, H_p)
-        big_five = _big_five(folder, p, args.text)
-    batch = to_device(model_batch(model.tokenize([args.text]), personality=p, frames=frames),
-                      device)
-    with torch.no_grad():
-        score = float(model(**batch).prediction[0])
-    value, label = sentiment_class(score)
-    out.update(score=score, sentiment_class=value, label=label, modalities=used)
-    out["big_five"] = big_five
+    (reading,) = predictor.predict_texts([args.text], **frames)
+    out: dict = {"run": str(args.run), "seed": predictor.seed, "text": args.text,
+                 "backend": predictor.backend}
+    out.update(score=reading["score"], sentiment_class=reading["sentiment_class"],
+               label=reading["label"], modalities=used, big_five=reading["big_five"])
     print(json.dumps(out, indent=2))
     return 0
-
-
-def _big_five(folder: EncoderFolder, p, text: str) -> dict[str, float] | None:
-    """Trait scores from the personality encoder folder's head, or None when it has none."""
-    import torch
-
-    head = folder.trait_head()
-    if head is None:
-        return None
-    if not text.strip():
-        return dict(zip(head.traits, head.fallback, strict=True))
-    with torch.no_grad():
-        scores = head.eval()(p.float().cpu())[0]
-    return {trait: float(v) for trait, v in zip(head.traits, scores, strict=True)}

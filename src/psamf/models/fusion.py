@@ -33,8 +33,9 @@ class CrossModalAttention(nn.Module):
         mask = None
         if self.mask_padding:
             # A row with no frames would be all-masked (softmax NaN): it sees frame 0, zeroed below.
-            mask = encoding.padding.clone()  # (B, T)
-            mask[:, 0] &= present
+            # Built without in-place ops so that the ONNX exporter can trace it (psamf export).
+            padding = encoding.padding  # (B, T)
+            mask = torch.cat([padding[:, :1] & present[:, None], padding[:, 1:]], 1)  # (B, T)
         out, _ = self.attention(
             q.unsqueeze(1), encoding.sequence, encoding.sequence,
             key_padding_mask=mask, need_weights=False,

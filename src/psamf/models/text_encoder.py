@@ -15,6 +15,8 @@ never changes the result.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -22,6 +24,11 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from psamf.backbones import resolve_backbone
 from psamf.errors import InputError
 from psamf.models.config import SENTENCE_POOLINGS
+
+# Written by ``psamf export`` into a model folder's text backbone (config + tokenizer, no weights:
+# the model's own weights hold the encoder). Only such a folder is built from its config alone; any
+# other folder without weights still fails, so training never starts from random weights unasked.
+ARCHITECTURE_ONLY = "psamf-architecture-only.json"
 
 
 def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, pooling: str = "first") -> torch.Tensor:
@@ -66,8 +73,11 @@ class TextEncoder(nn.Module):
         """Load weights by short name, hub id or folder (the pooler is dropped: unused)."""
         path = resolve_backbone(name_or_path)
         config = AutoConfig.from_pretrained(path)
-        # float32 master weights whatever the checkpoint's dtype (mixed precision: autocast).
-        model = AutoModel.from_pretrained(path, config=config, dtype=torch.float32)
+        if (Path(path) / ARCHITECTURE_ONLY).is_file():  # an exported model's backbone
+            model = AutoModel.from_config(config).float()
+        else:
+            # float32 master weights whatever the checkpoint's dtype (mixed precision: autocast).
+            model = AutoModel.from_pretrained(path, config=config, dtype=torch.float32)
         if getattr(model, "pooler", None) is not None:
             model.pooler = None  # unused: psamf pools itself (and DDP dislikes unused parameters)
         return cls(model=model.train(), name_or_path=path)  # from_pretrained returns eval mode
