@@ -1,9 +1,8 @@
 """The serve tests' helpers: a trained run behind the Predictor interface, the server in a
 subprocess on a free loopback port, and plain-urllib HTTP calls.
 
-``RunPredictor`` stands in for ``psamf.inference.Predictor`` while that is built on another
-branch: the real trained model (``load_trained_model`` + the run's personality encoder, as
-``psamf predict`` reads), and for clips the real decoder and speech recogniser.
+The server is ``psamf serve RUN`` itself. ``RunPredictor`` (through ``serve_launcher``) serves
+clips until ``psamf.inference.Predictor.predict_media`` runs the media pipeline.
 """
 
 from __future__ import annotations
@@ -22,66 +21,16 @@ from typing import Any
 import numpy as np
 
 from psamf.errors import InputError
+from psamf.inference import Predictor
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-class RunPredictor:
-    backend = "torch"
+class RunPredictor(Predictor):
+    """The real Predictor over a run folder, plus a clip reading: the real decoder and speech
+    recogniser, one segment per recognised segment, scored by ``predict_texts``."""
 
-    def __init__(self, run: Path) -> None:
-        from psamf.personality.encoder import PersonalityEncoder
-        from psamf.personality.folder import EncoderFolder
-        from psamf.training.runs import load_trained_model, locate_personality_encoder
-
-        self.run = Path(run)
-        config, self.seed, self.model = load_trained_model(run)
-        self.config = locate_personality_encoder(run, config, None)
-        self.widths = self.config.model.modality_widths()
-        self.folder = self.encoder = None
-        if self.config.uses_personality():
-            self.folder = EncoderFolder.open(self.config.personality_encoder,
-                                             pooling=self.config.personality_pooling_arg())
-            self.encoder = PersonalityEncoder(self.folder)
-        self._asr = None
-
-    def predict_texts(self, texts: list[str], *, audio=None, vision=None) -> list[dict]:
-        import torch
-
-        from psamf.commands.predict import _big_five, sentiment_class
-        from psamf.training.batching import model_batch
-
-        if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
-            raise InputError("texts must be non-empty strings")
-        frames = {}
-        for name, given in (("audio", audio), ("vision", vision)):
-            if name not in self.widths:
-                if given is not None and any(a is not None for a in given):
-                    raise InputError(f"{name}: this model does not use {name}")
-                continue
-            width = self.widths[name]
-            rows = [a if a is not None else np.zeros((1, width), np.float32)
-                    for a in (given or [None] * len(texts))]
-            if any(r.shape[1] != width for r in rows):
-                raise InputError(f"{name}: frames must have width {width}")
-            longest = max(r.shape[0] for r in rows)
-            padded = np.zeros((len(rows), longest, width), np.float32)
-            for i, r in enumerate(rows):
-                padded[i, :r.shape[0]] = r
-            lengths = [0 if (given is None or given[i] is None) else r.shape[0]
-                       for i, r in enumerate(rows)]
-            frames[name] = (torch.from_numpy(padded), torch.tensor(lengths))
-        p = self.encoder.encode(texts) if self.encoder is not None else None
-        with torch.no_grad():
-            scores = self.model(**model_batch(self.model.tokenize(texts), personality=p,
-                                              frames=frames)).prediction
-        out = []
-        for i, (text, score) in enumerate(zip(texts, scores.tolist(), strict=True)):
-            value, label = sentiment_class(score)
-            big = _big_five(self.folder, p[i:i + 1], text) if self.folder is not None else None
-            out.append({"text": text, "score": score, "sentiment_class": value, "label": label,
-                        "big_five": big})
-        return out
+    _asr = None
 
     def predict_media(self, path: Path, **options: Any) -> dict:
         from psamf.media.asr import Recognizer
@@ -107,10 +56,6 @@ class RunPredictor:
                                                                      for r in readings])),
                          "big_five": self.predict_texts([whole])[0]["big_five"]}}
 
-    def info(self) -> dict:
-        return {"card": {"name": self.run.name}, "config": {"seed": self.seed},
-                "metrics": None, "profile": None, "backend": self.backend}
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -119,17 +64,21 @@ def free_port() -> int:
 
 
 class Server:
-    """``psamf serve`` (through the stand-in launcher) on 127.0.0.1 in a subprocess."""
+    """``psamf serve RUN`` on 127.0.0.1 in a subprocess (``standin``: the clip-reading launcher)."""
 
-    def __init__(self, run: Path, log: Path, **settings: Any) -> None:
+    def __init__(self, run: Path, log: Path, *, standin: bool = False, **settings: Any) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{Path(__file__).parent}",
                "OMP_NUM_THREADS": "1"}
         self.log = log
+        if standin:
+            argv = ["-m", "serve_launcher", str(run), str(self.port), json.dumps(settings)]
+        else:
+            argv = ["-m", "psamf", "serve", str(run), "--port", str(self.port), "--device", "cpu",
+                    *[f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "serve_launcher", str(run), str(self.port),
-             json.dumps(settings)],
+            [sys.executable, *argv],
             env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -162,10 +111,10 @@ def request(url: str, data: bytes | None = None, *, content_type: str | None = N
         req.add_header("Content-Type", content_type)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, json.loads(resp.read() or b"null")
+            status, headers, body = resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as err:
-        body = err.read()
-        return err.code, {k.lower(): v for k, v in err.headers.items()}, json.loads(body) if body else None
+        status, headers, body = err.code, err.headers, err.read()
+    return status, {k.lower(): v for k, v in headers.items()}, json.loads(body) if body else None
 
 
 def get(url: str) -> tuple[int, dict, Any]:
@@ -185,3 +134,18 @@ def post_clip(url: str, name: str, content: bytes, **fields: str) -> tuple[int, 
                  + content + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return request(url, body, content_type=f"multipart/form-data; boundary={boundary}")
+
+
+def declared_too_large(url: str, path: str, size: int, content_type: str) -> tuple[int, Any]:
+    """Send only the headers of a POST declaring ``size`` bytes; the server must answer 413
+    without waiting for the body (a client uploading that much would otherwise hit a broken pipe
+    when the server closes early)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
+                  f"Content-Length: {size}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)

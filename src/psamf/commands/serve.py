@@ -21,6 +21,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from psamf.commands._args import add_command
+from psamf.device import DEVICES_HELP
 from psamf.errors import NotFoundError
 from psamf.serve.settings import ServeSettings
 
@@ -48,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="server processes, each with its own copy of the model (default 1)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="torch, or ONNX Runtime for a folder exported with --onnx")
+    p.add_argument("--device", default="auto", help=f"{DEVICES_HELP} (default auto)")
     defaults = ServeSettings()
     for f in fields(ServeSettings):
         p.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
@@ -57,6 +59,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise NotFoundError("psamf serve needs FastAPI and uvicorn: pip install 'psamf[serve]' "
+                            "(scripts/setup.sh installs them)") from None
     from psamf.serve.server import load_predictor, serve
 
     settings = ServeSettings(**{f.name: getattr(args, f.name) for f in fields(ServeSettings)})
@@ -69,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--workers {args.workers}: must be >= 1")
     # Load once here so a bad model is a one-line error before the port opens; with several
     # workers each process loads its own copy.
-    predictor = load_predictor(args.model, args.backend)
+    predictor = load_predictor(args.model, args.backend, args.device)
     target = predictor if args.workers == 1 else args.model
     serve(target, settings, host=args.host, port=args.port, workers=args.workers,
-          backend=args.backend)
+          backend=args.backend, device=args.device)
     return 0
