@@ -9,10 +9,13 @@ cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
 extras=${PSAMF_EXTRAS:-dev,media,egemaps,serve}
 
-# Debian packages: espeak-ng speaks the test clips. Installed only when missing, and only as root
+# Debian packages: espeak-ng speaks the test clips; chromium + chromium-driver run the web page
+# in the serve tests. Installed only when missing, and only as root
 # (CI and fresh machines start bare); elsewhere say what to install.
 missing=()
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq >&2
