@@ -1,8 +1,7 @@
 """The serve tests' helpers: a trained run behind the Predictor interface, the server in a
 subprocess on a free loopback port, and plain-urllib HTTP calls.
 
-The server is ``psamf serve RUN`` itself. ``RunPredictor`` (through ``serve_launcher``) serves
-clips until ``psamf.inference.Predictor.predict_media`` runs the media pipeline.
+The server is ``psamf serve RUN`` itself.
 """
 
 from __future__ import annotations
@@ -18,43 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from psamf.errors import InputError
-from psamf.inference import Predictor
-
 SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-class RunPredictor(Predictor):
-    """The real Predictor over a run folder, plus a clip reading: the real decoder and speech
-    recogniser, one segment per recognised segment, scored by ``predict_texts``."""
-
-    _asr = None
-
-    def predict_media(self, path: Path, **options: Any) -> dict:
-        from psamf.media.asr import Recognizer
-        from psamf.media.decode import load_audio, probe
-
-        info = probe(path)
-        if options.get("transcript"):
-            segments = [(0.0, info.duration_s, options["transcript"])]
-        else:
-            if not info.has_audio:
-                raise InputError(f"{path}: no audio stream and no transcript")
-            self._asr = self._asr or Recognizer()
-            segments = [(s.start, s.end, s.text) for s in
-                        self._asr.transcribe(load_audio(path, sr=16000)) if s.text.strip()]
-            if not segments:
-                raise InputError(f"{path}: silent: no words recognised")
-        readings = self.predict_texts([t for *_, t in segments])
-        whole = " ".join(t for *_, t in segments)
-        return {"duration_s": info.duration_s,
-                "segments": [{"start": a, "end": b, **r}
-                             for (a, b, _), r in zip(segments, readings, strict=True)],
-                "clip": {"text": whole, "mean_score": float(np.mean([r["score"]
-                                                                     for r in readings])),
-                         "big_five": self.predict_texts([whole])[0]["big_five"]}}
 
 
 def free_port() -> int:
@@ -64,19 +27,16 @@ def free_port() -> int:
 
 
 class Server:
-    """``psamf serve RUN`` on 127.0.0.1 in a subprocess (``standin``: the clip-reading launcher)."""
+    """``psamf serve RUN`` on 127.0.0.1 in a subprocess."""
 
-    def __init__(self, run: Path, log: Path, *, standin: bool = False, **settings: Any) -> None:
+    def __init__(self, run: Path, log: Path, **settings: Any) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{Path(__file__).parent}",
+        env = {**os.environ, "PYTHONPATH": str(SRC),
                "OMP_NUM_THREADS": "1"}
         self.log = log
-        if standin:
-            argv = ["-m", "serve_launcher", str(run), str(self.port), json.dumps(settings)]
-        else:
-            argv = ["-m", "psamf", "serve", str(run), "--port", str(self.port), "--device", "cpu",
-                    *[f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]]
+        argv = ["-m", "psamf", "serve", str(run), "--port", str(self.port), "--device", "cpu",
+                *[f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]]
         self.proc = subprocess.Popen(
             [sys.executable, *argv],
             env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)

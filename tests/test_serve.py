@@ -49,10 +49,21 @@ def server(run, workdir):
 
 
 @pytest.fixture(scope="module")
-def clip_server(run, workdir):
-    """The stand-in that reads clips (tests/serve_fixtures.py) until Predictor.predict_media
-    runs the media pipeline."""
-    srv = Server(run, workdir / "clip-server.log", standin=True, **LIMITS)
+def text_run(workdir) -> Path:
+    """A model that reads the transcript (+P) only: a clip needs speech recognition alone (the
+    sample data's frame features were not made by psamf extract, so a clip cannot stand in)."""
+    encoder = tiny_encoder(workdir / "tiny-bert")
+    settings = fast_overrides(encoder, workdir / "cache", epochs=1, **{
+        "data.limit_train": 8, "data.limit_valid": 8, "data.limit_test": 8,
+        "model.text_only": "true"})
+    assert main(["train", "--data", "sample", *settings, "--seeds", "1", "--no-progress",
+                 "--out", str(workdir / "runs"), "--name", "text"]) == 0
+    return workdir / "runs" / "text"
+
+
+@pytest.fixture(scope="module")
+def clip_server(text_run, workdir):
+    srv = Server(text_run, workdir / "clip-server.log", **LIMITS)
     yield srv
     srv.stop()
 
@@ -167,6 +178,18 @@ def test_clip_reading(clip_server, speech_clip):
     assert status == 200, body
     assert body["segments"] and "movie" in body["clip"]["text"].lower()
     assert all(math.isfinite(s["score"]) for s in body["segments"])
+
+
+def test_a_clients_transcript_is_text_never_a_server_path(clip_server, speech_clip, text_run):
+    """The CLI's --transcript may name a file; a client's never does: a path on the server's disk
+    (here the run's own config) comes back as the literal words, its file unread."""
+    secret = text_run / "config.yaml"
+    for given in (str(secret), str(secret.with_suffix(".srt"))):
+        status, _, body = post_clip(clip_server.url + "/v1/predict/media", "talk.mp4",
+                                    speech_clip.read_bytes(), transcript=given)
+        assert status == 200, body
+        assert body["clip"]["text"] == given
+        assert "housekeeping" not in json.dumps(body)
 
 
 def test_concurrent_requests_are_micro_batched(server):

@@ -307,12 +307,14 @@ class Predictor:
                 for row in scores]
 
     def predict_media(self, path: str | Path, *, transcript: str | None = None,
-                      split: str | None = None, plot: str | Path | None = None) -> dict:
+                      transcript_file: str | Path | None = None, split: str | None = None,
+                      plot: str | Path | None = None) -> dict:
         """The reading of one clip (``psamf predict --media``, ``POST /v1/predict/media``).
 
         The clip is extracted as the model's data was (its feature profile), for the modalities
         the model reads only: a text model needs just the transcript, which comes from
-        ``transcript`` (text, a text file, or .srt/.vtt with times) or else speech recognition.
+        ``transcript`` (the text itself, never read as a path) or ``transcript_file`` (a text
+        file, or .srt/.vtt with times), or else speech recognition.
         One reading per segment (``split="segments"``, the default: per recognised segment or
         subtitle cue; ``"file"``: the whole clip), the Big Five reading of the whole transcript,
         and, with ``plot``, a PNG of sentiment over time.
@@ -320,7 +322,11 @@ class Predictor:
         from psamf.media import reading
 
         path = Path(path)
-        given = reading.given_transcript(transcript)
+        if transcript is not None and transcript_file is not None:
+            raise InputError("give transcript (text) or transcript_file (a path), not both")
+        given = (reading.transcript_from_text(transcript) if transcript is not None
+                 else reading.transcript_from_file(transcript_file) if transcript_file is not None
+                 else None)
         if split not in (None, "file", "segments"):
             raise InputError(f"split must be 'file' or 'segments', got {split!r}")
         if given and given.source == "given" and split == "segments":

@@ -148,8 +148,10 @@ def run_media(args: argparse.Namespace) -> int:
         raise NotFoundError(f"--plot {args.plot}: folder {args.plot.parent} does not exist")
     predictor = Predictor(args.run, backend=args.backend, device=args.device, seed=args.seed,
                           personality_encoder=args.personality_encoder)
-    out = predictor.predict_media(args.media, transcript=args.transcript, split=args.split,
-                                  plot=args.plot)
+    from_file = args.transcript is not None and Path(args.transcript).is_file()
+    out = predictor.predict_media(
+        args.media, transcript=None if from_file else args.transcript,
+        transcript_file=args.transcript if from_file else None, split=args.split, plot=args.plot)
     print(json.dumps({"run": str(args.run), "backend": predictor.backend, **out}, indent=2,
                      ensure_ascii=False))
     return 0

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from psamf.errors import InputError
+from psamf.errors import InputError, NotFoundError
 from psamf.media.extract import ClipExtraction, extract_clip, options_for_profile, stack_frames
 from psamf.media.inputs import SUBTITLE_SUFFIXES, Cue, read_subtitles
 
@@ -31,23 +31,33 @@ class GivenTranscript:
     source: str  # "given" | "subtitles"
 
 
+def transcript_from_text(text: str) -> GivenTranscript:
+    """The words spoken, as text (never read as a path: a server passes its clients' text here)."""
+    words = " ".join(str(text).split())
+    if not words:
+        raise InputError("transcript is empty; give the words spoken in the clip")
+    return GivenTranscript([Cue("1", 0.0, None, words)], "given")
+
+
+def transcript_from_file(path: str | Path) -> GivenTranscript:
+    """A .srt/.vtt file (timed cues) or a UTF-8 text file of the words spoken."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"transcript file {path}: not found")
+    if path.suffix.lower() in SUBTITLE_SUFFIXES:
+        return GivenTranscript(read_subtitles(path), "subtitles")
+    try:
+        return transcript_from_text(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"transcript file {path}: not UTF-8 text; save it as UTF-8") from None
+
+
 def given_transcript(value: str | None) -> GivenTranscript | None:
-    """``--transcript``: a .srt/.vtt file (timed cues), a text file, or the text itself."""
+    """``--transcript TEXT|FILE`` on the command line: a file when one exists at that path, else
+    the text itself."""
     if value is None:
         return None
-    path = Path(value)
-    if path.suffix.lower() in SUBTITLE_SUFFIXES and path.is_file():
-        return GivenTranscript(read_subtitles(path), "subtitles")
-    text = value
-    if path.is_file():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise InputError(f"--transcript {path}: not UTF-8 text; save it as UTF-8") from None
-    text = " ".join(text.split())
-    if not text:
-        raise InputError(f"--transcript {value!r}: empty; give the words spoken in the clip")
-    return GivenTranscript([Cue("1", 0.0, None, text)], "given")
+    return transcript_from_file(value) if Path(value).is_file() else transcript_from_text(value)
 
 
 def joined(given: GivenTranscript) -> GivenTranscript:
