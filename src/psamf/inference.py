@@ -384,6 +384,21 @@ class Predictor:
                 "big_five": self._head is not None}
 
 
+def check_frames(array: Any, where: str, width: int, name: str) -> np.ndarray:
+    """One utterance's (T, width) frame features as float32; a wrong shape, width or a non-finite
+    value is one line starting with ``where``."""
+    array = np.asarray(array)
+    if array.ndim != 2 or array.shape[0] < 1:
+        raise InputError(f"{where}: expected a (T, {width}) array of frames, got shape "
+                         f"{array.shape}")
+    if array.shape[1] != width:
+        raise InputError(f"{where}: frames have width {array.shape[1]} but the model expects "
+                         f"{width} ({name}_dim)")
+    if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+        raise InputError(f"{where}: must hold finite numbers")
+    return array.astype(np.float32)
+
+
 def _frames(arrays: list[np.ndarray | None], name: str, width: int,
             offset: int) -> tuple[np.ndarray, np.ndarray]:
     """Pad per-text (T, d) arrays into (B, T_max, d) float32 + lengths (B,) int64; None or a
@@ -393,17 +408,7 @@ def _frames(arrays: list[np.ndarray | None], name: str, width: int,
         if array is None:
             checked.append(None)
             continue
-        where = f"{name}[{offset + i}]"
-        array = np.asarray(array)
-        if array.ndim != 2 or array.shape[0] < 1:
-            raise InputError(f"{where}: expected a (T, {width}) array of frames, got shape "
-                             f"{array.shape}")
-        if array.shape[1] != width:
-            raise InputError(f"{where}: frames have width {array.shape[1]} but the model expects "
-                             f"{width} ({name}_dim)")
-        if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
-            raise InputError(f"{where}: must hold finite numbers")
-        checked.append(array.astype(np.float32))
+        checked.append(check_frames(array, f"{name}[{offset + i}]", width, name))
     frames = max([a.shape[0] for a in checked if a is not None], default=1)
     out = np.zeros((len(arrays), frames, width), dtype=np.float32)
     lengths = np.zeros(len(arrays), dtype=np.int64)

@@ -89,6 +89,15 @@ def save_tensors(
             ) from err
 
 
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks (files can be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
     """SHA-256 (hex) over each tensor's name, dtype, shape and raw bytes, in name order."""
     digest = hashlib.sha256()

@@ -37,7 +37,12 @@ import numpy as np
 from psamf.commands._args import add_command, add_encoder_override, add_run_argument
 from psamf.device import DEVICES_HELP
 from psamf.errors import InputError, NotFoundError
-from psamf.inference import BACKENDS, SENTIMENT_CLASSES, sentiment_class  # noqa: F401 (re-export)
+from psamf.inference import (  # noqa: F401 (SENTIMENT_CLASSES, sentiment_class: re-export)
+    BACKENDS,
+    SENTIMENT_CLASSES,
+    check_frames,
+    sentiment_class,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,15 +92,7 @@ def load_frames(path: Path | None, name: str, width: int | None) -> tuple[np.nda
         array.close()
         raise InputError(f"--{name} {path}: an .npz archive, not one .npy array; save the "
                          f"(T, {width}) frames with numpy.save")
-    if array.ndim != 2 or array.shape[0] < 1:
-        raise InputError(f"--{name} {path}: expected a (T, {width}) array of frames, got shape "
-                         f"{array.shape}")
-    if array.shape[1] != width:
-        raise InputError(f"--{name} {path}: frames have width {array.shape[1]} but the run's "
-                         f"model expects {width} ({name}_dim in config.yaml)")
-    if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
-        raise InputError(f"--{name} {path}: must hold finite numbers")
-    return array.astype(np.float32), "given"
+    return check_frames(array, f"--{name} {path}", width, name), "given"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,23 +7,16 @@ file, and a file added or removed after export is noticed too.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from psamf import __version__
 from psamf.errors import InputError, NotFoundError
-from psamf.io import write_json
+from psamf.io import sha256_file, write_json
 
 MANIFEST = "manifest.json"
 FORMAT = 1
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _files(folder: Path) -> list[str]:

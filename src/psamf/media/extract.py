@@ -37,7 +37,7 @@ import numpy as np
 from psamf.data.readers import ID_SEPARATOR, LABEL_CSV, MMSA_PICKLE_NAMES, LabelRow
 from psamf.data.safe_pickle import safe_load
 from psamf.errors import InputError, PsamfError
-from psamf.io import atomic_path, write_json, write_text
+from psamf.io import atomic_path, sha256_file, write_json, write_text
 from psamf.media import decode, inputs
 from psamf.media.asr import DEFAULT_MODEL, Recognizer, Segment, Word
 from psamf.media.inputs import Cue
@@ -329,17 +329,11 @@ def extract_clip(path: Path, opts: ExtractOptions, *, cues: list[Cue] | None = N
 # ----------------------------------------------------------------------------- cache
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_key(job: FileJob, profile_sha: str) -> str:
     given = json.dumps([job.video_id, [c.__dict__ for c in job.cues] if job.cues else None])
-    text = f"{file_digest(job.path)}\0{profile_sha}\0{given}"
+    text = f"{sha256_file(job.path)}\0{profile_sha}\0{given}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
