@@ -124,6 +124,8 @@ def test_the_job_lock_stays_held_while_a_child_holding_it_outlives_the_queue(tmp
 
 
 def _children(pid: int) -> list[int]:
+    """The ``psamf train`` children of ``pid`` (not whatever else it runs, e.g. ``git`` while it
+    imports, before its SIGTERM handler is installed)."""
     out = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -131,7 +133,13 @@ def _children(pid: int) -> list[int]:
                           if ":\t" in line)
         except OSError:  # the process ended while we looked
             continue
-        if fields.get("PPid", "").strip() == str(pid):
+        if fields.get("PPid", "").strip() != str(pid):
+            continue
+        try:
+            argv = (status.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"psamf" in argv and b"train" in argv:
             out.append(int(status.parent.name))
     return out
 
