@@ -29,6 +29,7 @@ import http.client
 import json
 import os
 import platform
+import shlex
 import socket
 import subprocess
 import sys
@@ -354,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     rps = {b["backend"]: {r["clients"]: r["req_per_s"] for r in b["levels"]} for b in load}
     report = {
         "command": "PYTHONPATH=src python benchmarks/serve_load.py "
-                   + " ".join(argv if argv is not None else sys.argv[1:]),
+                   + shlex.join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared",
         "loadavg_start": loadavg_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "model": str(args.model or args.run), "model_note": args.model_note,
