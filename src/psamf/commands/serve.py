@@ -23,6 +23,7 @@ from pathlib import Path
 from psamf.commands._args import add_command
 from psamf.device import DEVICES_HELP
 from psamf.errors import NotFoundError
+from psamf.inference import BACKENDS
 from psamf.serve.settings import ServeSettings
 
 HELPS = {
@@ -47,8 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1,
                    help="server processes, each with its own copy of the model (default 1)")
-    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                   help="torch, or ONNX Runtime for a folder exported with --onnx")
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="torch, or ONNX Runtime for a folder exported with --onnx "
+                        "(onnx-int8: --int8)")
     p.add_argument("--device", default="auto", help=f"{DEVICES_HELP} (default auto)")
     defaults = ServeSettings()
     for f in fields(ServeSettings):
