@@ -110,19 +110,32 @@ def export_graphs(folder: Path, *, quantize: bool = False) -> dict[str, Any]:
                          f"(> {PARITY_TOLERANCE}); this model does not export faithfully")
     record["int8"] = quantize
     if quantize:
-        import logging
-
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        logging.disable(logging.WARNING)  # the quantiser logs each skipped node on the root logger
-        try:
-            for graph_name in record["graphs"]:
-                quantize_dynamic(target / graph_name, target / layout.int8_name(graph_name),
-                                 weight_type=QuantType.QInt8)
-        finally:
-            logging.disable(logging.NOTSET)
+        for graph_name in record["graphs"]:
+            quantize_graph(target / graph_name, target / layout.int8_name(graph_name))
+        record["int8_settings"] = dict(INT8_SETTINGS)
         record["int8_max_abs_diff"] = _parity(predictor, target, names, ort, int8=True)
     return record
+
+
+# quantize_dynamic's keyword arguments for --int8 (the choice is explained above INT8_SETTINGS).
+INT8_SETTINGS: dict[str, Any] = {"weight_type": "QInt8", "per_channel": False,
+                                 "reduce_range": False, "op_types_to_quantize": None}
+
+
+def quantize_graph(source: Path, target: Path, settings: dict[str, Any] | None = None) -> None:
+    """Write ``target``, ``source`` dynamically quantised with ``settings`` (default
+    INT8_SETTINGS; ``weight_type`` named as in onnxruntime's QuantType)."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    kwargs = dict(INT8_SETTINGS if settings is None else settings)
+    kwargs["weight_type"] = QuantType[kwargs["weight_type"]]
+    logging.disable(logging.WARNING)  # the quantiser logs each skipped node on the root logger
+    try:
+        quantize_dynamic(source, target, **kwargs)
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
