@@ -77,3 +77,24 @@ def test_predict_backend_onnx_through_the_cli_equals_torch(exported, tmp_path, c
         assert out["backend"] == backend and out["modalities"]["audio"] == "given"
         scores[backend] = out["score"]
     assert abs(scores["torch"] - scores["onnx"]) <= 1e-4
+
+
+def test_int8_uses_the_chosen_settings(exported):
+    """export.json records INT8_SETTINGS, and the graph has them: per-channel weights give one
+    zero point per output column of each quantised MatMul."""
+    import onnx
+
+    from psamf.export.onnx_graphs import INT8_SETTINGS
+
+    info = json.loads((exported / "export.json").read_text())["onnx"]
+    assert info["int8_settings"] == INT8_SETTINGS
+    graph = onnx.load(str(exported / "onnx" / "sentiment.int8.onnx")).graph
+    consts = {i.name: i for i in graph.initializer}
+    pairs = [(consts[n.input[1]], consts[n.input[3]]) for n in graph.node
+             if n.op_type == "MatMulInteger" and n.input[3] in consts]
+    assert pairs, "no MatMul was quantised"
+    columns = [int(np.prod(z.dims)) for _, z in pairs]
+    if INT8_SETTINGS["per_channel"]:
+        assert columns == [w.dims[-1] for w, _ in pairs] and max(columns) > 1
+    else:
+        assert set(columns) == {1}
