@@ -19,6 +19,7 @@ from psamf.models.registry import (
     model_entry,
     register_model,
 )
+from psamf.models.selfmm import SelfMM
 from psamf.models.text_encoder import TextEncoder, load_tokenizer
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "ModelEntry",
     "PSAMFConfig",
     "PSAMFOutput",
+    "SelfMM",
     "TextEncoder",
     "TextFinetune",
     "build_model",

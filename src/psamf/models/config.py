@@ -74,6 +74,17 @@ class PSAMFConfig:
             fusion head sees q only). audio_dim / vision_dim are then ignored.
         dropout: dropout before the regression head.
         max_text_length: tokens per transcript (truncate/pad), 50 in the paper.
+
+        Self-MM (``model_type="self_mm"``, models/selfmm.py):
+        selfmm_hidden: width of each head's hidden layer F*_s (multimodal and unimodal), 128.
+        selfmm_unimodal_weight: factor on the sum of the unimodal losses (1.0: the paper adds
+            them to the multimodal loss unscaled, each weighted per sample by tanh|y_s - y_m|).
+        selfmm_centre_momentum: EMA momentum of the class centres over training batches (0.9).
+        selfmm_label_clip: generated unimodal labels are clipped to [-clip, clip] (3.0, the
+            MOSI/MOSEI range); None = no clipping (the paper does not clip).
+        selfmm_label_memory: False (the only mode built) = labels generated per batch from the
+            running centres; True (the paper's per-sample feature and label memory) needs a
+            sample index in the batch, which psamf's batch builder does not give, and is refused.
     """
 
     model_type: str = "psamf"
@@ -104,6 +115,12 @@ class PSAMFConfig:
     text_only: bool = False
     dropout: float = 0.1
     max_text_length: int = 50
+    # --- Self-MM (models/selfmm.py) ---
+    selfmm_hidden: int = 128
+    selfmm_unimodal_weight: float = 1.0
+    selfmm_centre_momentum: float = 0.9
+    selfmm_label_clip: float | None = 3.0
+    selfmm_label_memory: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -158,6 +175,33 @@ class PSAMFConfig:
                      "text_only"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        self._validate_selfmm()
+
+    def _validate_selfmm(self) -> None:
+        """The Self-MM block (models/selfmm.py)."""
+        if (isinstance(self.selfmm_hidden, bool) or not isinstance(self.selfmm_hidden, int)
+                or self.selfmm_hidden < 1):
+            raise InputError(f"selfmm_hidden must be a positive int, got {self.selfmm_hidden!r}")
+        for name in ("selfmm_unimodal_weight", "selfmm_centre_momentum", "selfmm_label_clip"):
+            value = getattr(self, name)
+            if value is None and name == "selfmm_label_clip":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+                raise InputError(f"{name} must be a number, got {value!r}")
+            if value < 0:
+                raise InputError(f"{name} must be >= 0, got {value}")
+        if self.selfmm_centre_momentum >= 1:
+            raise InputError("selfmm_centre_momentum must be in [0, 1) (1 would freeze the "
+                             f"centres), got {self.selfmm_centre_momentum}")
+        if self.selfmm_label_clip is not None and self.selfmm_label_clip <= 0:
+            raise InputError("selfmm_label_clip must be > 0 or None (no clipping), got "
+                             f"{self.selfmm_label_clip}")
+        if not isinstance(self.selfmm_label_memory, bool):
+            raise InputError(f"selfmm_label_memory must be true or false, got "
+                             f"{self.selfmm_label_memory!r}")
+        if self.selfmm_label_memory:
+            raise InputError("selfmm_label_memory=true (per-sample label memory) needs sample "
+                             "indices the batch does not carry; use selfmm_label_memory=false")
 
     def reads_modalities(self) -> tuple[str, ...]:
         """The frame modalities this model can read: its registry entry's, none if text_only."""
