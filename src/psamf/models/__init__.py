@@ -20,6 +20,7 @@ from psamf.models.registry import (
     register_model,
 )
 from psamf.models.text_encoder import TextEncoder, load_tokenizer
+from psamf.models.tfn import TFN
 
 __all__ = [
     "PSAMF",
@@ -27,6 +28,7 @@ __all__ = [
     "PSAMFConfig",
     "PSAMFOutput",
     "TextEncoder",
+    "TFN",
     "TextFinetune",
     "build_model",
     "is_model",

@@ -74,6 +74,13 @@ class PSAMFConfig:
             fusion head sees q only). audio_dim / vision_dim are then ignored.
         dropout: dropout before the regression head.
         max_text_length: tokens per transcript (truncate/pad), 50 in the paper.
+        tfn_text_hidden / tfn_av_hidden / tfn_post_hidden: TFN's (and LMF's) text vector width
+            (128 in the paper), audio/vision DNN width (32) and post-fusion layer width (128).
+        tfn_text_pooling: how TFN / LMF read the text encoder's last layer: ``"mean"`` over real
+            tokens (default) or the ``"first"`` token (the paper's LSTM is replaced by the encoder).
+        lmf_rank: LMF's rank r of the modality-specific factors (4 in the paper's experiments).
+        lmf_fusion_dim: width of LMF's fused vector h; 1 (default) = h is the prediction itself
+            (the paper's output layer), > 1 = a linear head reads ReLU(h).
     """
 
     model_type: str = "psamf"
@@ -104,6 +111,13 @@ class PSAMFConfig:
     text_only: bool = False
     dropout: float = 0.1
     max_text_length: int = 50
+    # --- TFN / LMF (Zadeh et al. 2017; Liu et al. 2018) ---
+    tfn_text_hidden: int = 128
+    tfn_av_hidden: int = 32
+    tfn_post_hidden: int = 128
+    tfn_text_pooling: str = "mean"
+    lmf_rank: int = 4
+    lmf_fusion_dim: int = 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -158,6 +172,13 @@ class PSAMFConfig:
                      "text_only"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        # --- TFN / LMF ---
+        _choice("tfn_text_pooling", self.tfn_text_pooling, SENTENCE_POOLINGS)
+        for name in ("tfn_text_hidden", "tfn_av_hidden", "tfn_post_hidden", "lmf_rank",
+                     "lmf_fusion_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive int, got {value!r}")
 
     def reads_modalities(self) -> tuple[str, ...]:
         """The frame modalities this model can read: its registry entry's, none if text_only."""
