@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from psamf.models.baselines import TextFinetune
 from psamf.models.config import PSAMFConfig
+from psamf.models.lmf import LMF
 from psamf.models.psamf import PSAMF, PSAMFOutput
 from psamf.models.registry import (
     ModelEntry,
@@ -23,6 +24,7 @@ from psamf.models.text_encoder import TextEncoder, load_tokenizer
 from psamf.models.tfn import TFN
 
 __all__ = [
+    "LMF",
     "PSAMF",
     "ModelEntry",
     "PSAMFConfig",

@@ -30,6 +30,8 @@ from psamf.models.psamf import PSAMFOutput, _TextModel
 from psamf.models.registry import register_model
 from psamf.models.text_encoder import pool_tokens
 
+MODALITY_ORDER: tuple[str, ...] = ("text", "audio", "vision")  # the tensor's axes, in order
+
 
 def masked_frame_mean(features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Mean of features (B, T, d) over each row's first ``lengths`` frames; zeros for length 0."""
@@ -107,10 +109,11 @@ class UnimodalSubnets(_TextModel):
         text = vectors["text"]
         one = text.new_ones(text.shape[0], 1)  # (B, 1)
         return [torch.cat([vectors[m], one], dim=1) if m in vectors else one
-                for m in ("text", "audio", "vision")]  # 3 x (B, d_m + 1)
+                for m in MODALITY_ORDER]  # 3 x (B, d_m + 1)
 
 
-def _task(prediction: torch.Tensor, labels: torch.Tensor | None) -> PSAMFOutput:
+def task_output(prediction: torch.Tensor, labels: torch.Tensor | None) -> PSAMFOutput:
+    """The prediction and, with labels, its L1 task loss."""
     if labels is None:
         return PSAMFOutput(prediction=prediction)
     task = F.l1_loss(prediction, labels.to(prediction.dtype))
@@ -126,7 +129,7 @@ class TFN(UnimodalSubnets):
         self._build_subnets(config, text_hidden=config.tfn_text_hidden,
                             av_hidden=config.tfn_av_hidden, pooling=config.tfn_text_pooling)
         fused = 1
-        for m in ("text", "audio", "vision"):
+        for m in MODALITY_ORDER:
             fused *= self.unimodal_dims.get(m, 0) + 1  # an absent modality's axis has width 1
         self.fused_dim = fused
         hidden = config.tfn_post_hidden
@@ -160,4 +163,4 @@ class TFN(UnimodalSubnets):
                                 {"audio": (audio, audio_lengths),
                                  "vision": (vision, vision_lengths)})
         prediction = self.post_fusion(self.fuse(vectors)).squeeze(-1)  # (B, 1) -> (B,)
-        return _task(prediction, labels)
+        return task_output(prediction, labels)
