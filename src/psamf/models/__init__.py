@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from psamf.models.baselines import TextFinetune
 from psamf.models.config import PSAMFConfig
+from psamf.models.lmf import LMF
 from psamf.models.psamf import PSAMF, PSAMFOutput
 from psamf.models.registry import (
     ModelEntry,
@@ -21,14 +22,17 @@ from psamf.models.registry import (
 )
 from psamf.models.selfmm import SelfMM
 from psamf.models.text_encoder import TextEncoder, load_tokenizer
+from psamf.models.tfn import TFN
 
 __all__ = [
+    "LMF",
     "PSAMF",
     "ModelEntry",
     "PSAMFConfig",
     "PSAMFOutput",
     "SelfMM",
     "TextEncoder",
+    "TFN",
     "TextFinetune",
     "build_model",
     "is_model",

@@ -85,6 +85,13 @@ class PSAMFConfig:
         selfmm_label_memory: False (the only mode built) = labels generated per batch from the
             running centres; True (the paper's per-sample feature and label memory) needs a
             sample index in the batch, which psamf's batch builder does not give, and is refused.
+        tfn_text_hidden / tfn_av_hidden / tfn_post_hidden: TFN's (and LMF's) text vector width
+            (128 in the paper), audio/vision DNN width (32) and post-fusion layer width (128).
+        tfn_text_pooling: how TFN / LMF read the text encoder's last layer: ``"mean"`` over real
+            tokens (default) or the ``"first"`` token (the paper's LSTM is replaced by the encoder).
+        lmf_rank: LMF's rank r of the modality-specific factors (4 in the paper's experiments).
+        lmf_fusion_dim: width of LMF's fused vector h; 1 (default) = h is the prediction itself
+            (the paper's output layer), > 1 = a linear head reads ReLU(h).
     """
 
     model_type: str = "psamf"
@@ -121,6 +128,13 @@ class PSAMFConfig:
     selfmm_centre_momentum: float = 0.9
     selfmm_label_clip: float | None = 3.0
     selfmm_label_memory: bool = False
+    # --- TFN / LMF (Zadeh et al. 2017; Liu et al. 2018) ---
+    tfn_text_hidden: int = 128
+    tfn_av_hidden: int = 32
+    tfn_post_hidden: int = 128
+    tfn_text_pooling: str = "mean"
+    lmf_rank: int = 4
+    lmf_fusion_dim: int = 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -175,6 +189,13 @@ class PSAMFConfig:
                      "text_only"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        # --- TFN / LMF ---
+        _choice("tfn_text_pooling", self.tfn_text_pooling, SENTENCE_POOLINGS)
+        for name in ("tfn_text_hidden", "tfn_av_hidden", "tfn_post_hidden", "lmf_rank",
+                     "lmf_fusion_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive int, got {value!r}")
         self._validate_selfmm()
 
     def _validate_selfmm(self) -> None:
