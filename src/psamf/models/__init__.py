@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from psamf.models.baselines import TextFinetune
 from psamf.models.config import PSAMFConfig
+from psamf.models.mult import MulT
 from psamf.models.psamf import PSAMF, PSAMFOutput
 from psamf.models.registry import (
     ModelEntry,
@@ -24,6 +25,7 @@ from psamf.models.text_encoder import TextEncoder, load_tokenizer
 __all__ = [
     "PSAMF",
     "ModelEntry",
+    "MulT",
     "PSAMFConfig",
     "PSAMFOutput",
     "TextEncoder",
