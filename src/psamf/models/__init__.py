@@ -11,6 +11,7 @@ from __future__ import annotations
 from psamf.models.baselines import TextFinetune
 from psamf.models.config import PSAMFConfig
 from psamf.models.lmf import LMF
+from psamf.models.mult import MulT
 from psamf.models.psamf import PSAMF, PSAMFOutput
 from psamf.models.registry import (
     ModelEntry,
@@ -28,6 +29,7 @@ __all__ = [
     "LMF",
     "PSAMF",
     "ModelEntry",
+    "MulT",
     "PSAMFConfig",
     "PSAMFOutput",
     "SelfMM",

@@ -92,6 +92,19 @@ class PSAMFConfig:
         lmf_rank: LMF's rank r of the modality-specific factors (4 in the paper's experiments).
         lmf_fusion_dim: width of LMF's fused vector h; 1 (default) = h is the prediction itself
             (the paper's output layer), > 1 = a linear head reads ReLU(h).
+        mult_*: MulT (``model_type="mult"``, Tsai et al. 2019); defaults are small for CPU runs,
+            the paper's CMU-MOSI values (its Table 5) in brackets:
+            - mult_width: common width d after the temporal convolutions, 16 [40].
+            - mult_layers: crossmodal blocks D per crossmodal transformer, 2 [4].
+            - mult_self_layers: layers of the self-attention transformer per target, 1 [not
+              stated].
+            - mult_heads: attention heads, 2 [10]; must divide mult_width.
+            - mult_text_kernel / mult_av_kernel: temporal convolution kernel sizes (odd), 1 / 3
+              [1 or 3 / 3].
+            - mult_text_dropout: dropout on the text states, 0.2 [0.2].
+            - mult_attn_dropout: dropout on the attention weights, 0.2 [0.2].
+            - mult_dropout: residual and feed-forward dropout in the blocks, 0.1 [not stated].
+            - mult_out_dropout: dropout in the residual output head, 0.1 [0.1].
     """
 
     model_type: str = "psamf"
@@ -135,6 +148,17 @@ class PSAMFConfig:
     tfn_text_pooling: str = "mean"
     lmf_rank: int = 4
     lmf_fusion_dim: int = 1
+    # --- MulT (model_type="mult") ---
+    mult_width: int = 16
+    mult_layers: int = 2
+    mult_self_layers: int = 1
+    mult_heads: int = 2
+    mult_text_kernel: int = 1
+    mult_av_kernel: int = 3
+    mult_text_dropout: float = 0.2
+    mult_attn_dropout: float = 0.2
+    mult_dropout: float = 0.1
+    mult_out_dropout: float = 0.1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -189,6 +213,23 @@ class PSAMFConfig:
                      "text_only"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        # --- MulT ---
+        for name in ("mult_width", "mult_layers", "mult_self_layers", "mult_heads",
+                     "mult_text_kernel", "mult_av_kernel"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive int, got {value!r}")
+        if self.mult_width % self.mult_heads:
+            raise InputError(f"mult_width ({self.mult_width}) must be divisible by mult_heads "
+                             f"({self.mult_heads}); change one of them")
+        for name in ("mult_text_kernel", "mult_av_kernel"):
+            if getattr(self, name) % 2 == 0:
+                raise InputError(f"{name} must be odd (the sequence keeps its length), "
+                                 f"got {getattr(self, name)}")
+        for name in ("mult_text_dropout", "mult_attn_dropout", "mult_dropout", "mult_out_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+                raise InputError(f"{name} must be a number in [0, 1), got {value!r}")
         # --- TFN / LMF ---
         _choice("tfn_text_pooling", self.tfn_text_pooling, SENTENCE_POOLINGS)
         for name in ("tfn_text_hidden", "tfn_av_hidden", "tfn_post_hidden", "lmf_rank",
