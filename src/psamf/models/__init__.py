@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from psamf.models.baselines import TextFinetune
 from psamf.models.config import PSAMFConfig
+from psamf.models.misa import MISA
 from psamf.models.psamf import PSAMF, PSAMFOutput
 from psamf.models.registry import (
     ModelEntry,
@@ -22,6 +23,7 @@ from psamf.models.registry import (
 from psamf.models.text_encoder import TextEncoder, load_tokenizer
 
 __all__ = [
+    "MISA",
     "PSAMF",
     "ModelEntry",
     "PSAMFConfig",
