@@ -134,6 +134,7 @@ def test_config_validation_and_the_cli_read_the_same_registry(scratch_registry, 
         config.model.with_data_widths({"audio": 3, "vision": 4})
     with pytest.raises(SystemExit):
         main(["train", "--help"])
+    # The help lists the registry as it is now (other baselines register beside these).
     assert f"model.model_type is one of: {', '.join(list_models())}." in " ".join(
         capsys.readouterr().out.split())
     # Once unregistered, validation refuses the name again.

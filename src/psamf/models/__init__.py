@@ -11,6 +11,7 @@ from __future__ import annotations
 from psamf.models.baselines import TextFinetune
 from psamf.models.config import PSAMFConfig
 from psamf.models.lmf import LMF
+from psamf.models.misa import MISA
 from psamf.models.mult import MulT
 from psamf.models.psamf import PSAMF, PSAMFOutput
 from psamf.models.registry import (
@@ -27,6 +28,7 @@ from psamf.models.tfn import TFN
 
 __all__ = [
     "LMF",
+    "MISA",
     "PSAMF",
     "ModelEntry",
     "MulT",

@@ -20,6 +20,7 @@ SENTENCE_POOLINGS: tuple[str, ...] = ("first", "mean")
 FUSION_LAYER_INITS: tuple[str, ...] = ("pretrained", "fresh")
 CONTRASTIVE_SCALES: tuple[str, ...] = ("fixed", "learned")
 CONTRASTIVE_NORMS: tuple[str, ...] = ("after_projection", "authors")
+MISA_TASK_LOSSES: tuple[str, ...] = ("mse", "l1")
 # The layout of PSAMFConfig's JSON (``to_json``); JSON without a ``format`` stamp is format 1,
 # which has the same fields.
 MODEL_CONFIG_FORMAT = 1
@@ -105,6 +106,15 @@ class PSAMFConfig:
             - mult_attn_dropout: dropout on the attention weights, 0.2 [0.2].
             - mult_dropout: residual and feed-forward dropout in the blocks, 0.1 [not stated].
             - mult_out_dropout: dropout in the residual output head, 0.1 [0.1].
+        misa_*: the MISA baseline (``model_type="misa"``, see ``psamf.models.misa``):
+            misa_hidden: width d_h of the projected, invariant and specific vectors (128).
+            misa_heads: attention heads of the fusion transformer layer (2); divides misa_hidden.
+            misa_alpha / misa_beta / misa_gamma: weights of the similarity (CMD), difference and
+                reconstruction losses (1.0 / 0.3 / 1.0, the authors' published defaults).
+            misa_cmd_moments: K, the highest central moment CMD matches (5 in the paper).
+            misa_diff_normalize: centre and L2-normalise each row before the difference loss
+                (True, the authors' code; False = the paper's formula on the raw vectors).
+            misa_task_loss: ``"mse"`` (the paper's regression loss) or ``"l1"`` (PSA-MF's).
     """
 
     model_type: str = "psamf"
@@ -159,6 +169,15 @@ class PSAMFConfig:
     mult_attn_dropout: float = 0.2
     mult_dropout: float = 0.1
     mult_out_dropout: float = 0.1
+    # --- MISA (Hazarika et al., 2020) ---
+    misa_hidden: int = 128
+    misa_heads: int = 2
+    misa_alpha: float = 1.0
+    misa_beta: float = 0.3
+    misa_gamma: float = 1.0
+    misa_cmd_moments: int = 5
+    misa_diff_normalize: bool = True
+    misa_task_loss: str = "mse"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -238,6 +257,7 @@ class PSAMFConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive int, got {value!r}")
         self._validate_selfmm()
+        self._validate_misa()
 
     def _validate_selfmm(self) -> None:
         """The Self-MM block (models/selfmm.py)."""
@@ -264,6 +284,24 @@ class PSAMFConfig:
         if self.selfmm_label_memory:
             raise InputError("selfmm_label_memory=true (per-sample label memory) needs sample "
                              "indices the batch does not carry; use selfmm_label_memory=false")
+
+    def _validate_misa(self) -> None:
+        """The misa_* block (see the MISA entry in Fields)."""
+        _choice("misa_task_loss", self.misa_task_loss, MISA_TASK_LOSSES)
+        for name in ("misa_hidden", "misa_heads", "misa_cmd_moments"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive int, got {value!r}")
+        if self.misa_hidden % self.misa_heads:
+            raise InputError(f"misa_hidden ({self.misa_hidden}) must be divisible by misa_heads "
+                             f"({self.misa_heads}); change one of them")
+        for name in ("misa_alpha", "misa_beta", "misa_gamma"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise InputError(f"{name} must be a number >= 0, got {value!r}")
+        if not isinstance(self.misa_diff_normalize, bool):
+            raise InputError(
+                f"misa_diff_normalize must be true or false, got {self.misa_diff_normalize!r}")
 
     def reads_modalities(self) -> tuple[str, ...]:
         """The frame modalities this model can read: its registry entry's, none if text_only."""
