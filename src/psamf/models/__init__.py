@@ -12,6 +12,7 @@ from psamf.models.baselines import TextFinetune
 from psamf.models.config import PSAMFConfig
 from psamf.models.lmf import LMF
 from psamf.models.misa import MISA
+from psamf.models.mmim import MMIM
 from psamf.models.mult import MulT
 from psamf.models.psamf import PSAMF, PSAMFOutput
 from psamf.models.registry import (
@@ -29,6 +30,7 @@ from psamf.models.tfn import TFN
 __all__ = [
     "LMF",
     "MISA",
+    "MMIM",
     "PSAMF",
     "ModelEntry",
     "MulT",

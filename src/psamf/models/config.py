@@ -115,6 +115,13 @@ class PSAMFConfig:
             misa_diff_normalize: centre and L2-normalise each row before the difference loss
                 (True, the authors' code; False = the paper's formula on the raw vectors).
             misa_task_loss: ``"mse"`` (the paper's regression loss) or ``"l1"`` (PSA-MF's).
+        mmim_*: the MMIM baseline (``model_type="mmim"``, see ``psamf.models.mmim``):
+            mmim_hidden: width of the fused vector Z and of the MI predictors' hidden layer (128).
+            mmim_alpha / mmim_beta: weights of -MI_input (Gaussian BA bound, text vs audio/vision)
+                and -CPC (fused vector vs each unimodal vector), 0.1 / 0.1 [NOT verified against
+                the paper's tuned values, which differ per dataset; treat as a starting point].
+            mmim_text_pooling: ``"first"`` ([CLS], the paper's) or ``"mean"``.
+            mmim_task_loss: ``"l1"`` (MAE, the paper's) or ``"mse"``.
     """
 
     model_type: str = "psamf"
@@ -178,6 +185,12 @@ class PSAMFConfig:
     misa_cmd_moments: int = 5
     misa_diff_normalize: bool = True
     misa_task_loss: str = "mse"
+    # --- MMIM (Han et al., 2021) ---
+    mmim_hidden: int = 128
+    mmim_alpha: float = 0.1
+    mmim_beta: float = 0.1
+    mmim_text_pooling: str = "first"
+    mmim_task_loss: str = "l1"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -258,6 +271,7 @@ class PSAMFConfig:
                 raise InputError(f"{name} must be a positive int, got {value!r}")
         self._validate_selfmm()
         self._validate_misa()
+        self._validate_mmim()
 
     def _validate_selfmm(self) -> None:
         """The Self-MM block (models/selfmm.py)."""
@@ -302,6 +316,18 @@ class PSAMFConfig:
         if not isinstance(self.misa_diff_normalize, bool):
             raise InputError(
                 f"misa_diff_normalize must be true or false, got {self.misa_diff_normalize!r}")
+
+    def _validate_mmim(self) -> None:
+        """The mmim_* block (see the MMIM entry in Fields)."""
+        _choice("mmim_text_pooling", self.mmim_text_pooling, ("first", "mean"))
+        _choice("mmim_task_loss", self.mmim_task_loss, ("l1", "mse"))
+        if (isinstance(self.mmim_hidden, bool) or not isinstance(self.mmim_hidden, int)
+                or self.mmim_hidden < 1):
+            raise InputError(f"mmim_hidden must be a positive int, got {self.mmim_hidden!r}")
+        for name in ("mmim_alpha", "mmim_beta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise InputError(f"{name} must be a number >= 0, got {value!r}")
 
     def reads_modalities(self) -> tuple[str, ...]:
         """The frame modalities this model can read: its registry entry's, none if text_only."""

@@ -1,0 +1,164 @@
+"""MMIM baseline: hierarchical mutual-information maximisation (Han et al., EMNLP 2021).
+
+Reads top to bottom like the paper:
+
+1. Unimodal vectors X_m: text = the fine-tuned encoder's first-token ([CLS]) state (or the masked
+   mean, ``mmim_text_pooling``); audio and vision = the LSTM summary of ``av_encoders.AVEncoder``.
+2. Fusion network: [X_t; X_a; X_v] -> Linear -> ReLU -> Dropout -> Linear -> tanh = Z (width
+   ``mmim_hidden``); the regression head maps Z to the prediction.
+3. Input-level MI, I(X_t; X_a) and I(X_t; X_v): the Barber-Agakov lower bound the paper builds,
+   I(X; Y) >= H(Y) + E[log q(Y | X)], with q a diagonal Gaussian whose mean and log-variance an MLP
+   predicts from X_t. We build BA (not CPC) here because the paper does: it bounds the MI between
+   two *different* modalities with a generative predictor and keeps CPC for the fusion level.
+   H(Y) is the entropy of a diagonal Gaussian fitted to the batch (the paper fits a two-component
+   Gaussian mixture split by sentiment sign over a memory of past batches; not built).
+4. Fusion-level MI: CPC / InfoNCE. For each present modality m, a linear G_m maps Z to X_m's space;
+   with both sides L2-normalised, score_ij = <G_m(z_i), x_m,j>, the positives are the diagonal and
+   the other utterances of the batch are the negatives: CPC_m = mean_i log softmax_j(score)_ii
+   (<= 0; log(B) plus it lower-bounds I(Z; X_m)).
+5. Loss = task + alpha * (-MI_input) + beta * (-CPC), summed over modality terms. The paper trains
+   in two stages per batch (first the BA predictors on their likelihood alone, then the rest);
+   we optimise the one joint loss, so every parameter is trained by one optimiser.
+
+An absent modality (``audio_dim`` / ``vision_dim`` None) contributes no vector, no input-level MI
+term and no CPC term: MOSEI (text only) trains on X_t with MI_input = 0 and the text CPC term.
+Utterances whose audio has 0 frames get the zero LSTM summary in the fusion and are left out of
+that modality's MI terms (a term is 0 when fewer than two utterances have the modality).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from psamf.errors import InputError
+from psamf.models.av_encoders import AVEncoder
+from psamf.models.config import PSAMFConfig
+from psamf.models.psamf import PSAMFOutput, _TextModel
+from psamf.models.registry import register_model
+from psamf.models.text_encoder import pool_tokens
+
+MMIM_MODALITIES: tuple[str, ...] = ("text", "audio", "vision")
+
+
+class GaussianBA(nn.Module):
+    """Barber-Agakov bound I(X; Y) >= H(Y) + E log q(y | x), q = N(mu(x), diag exp(logvar(x)))."""
+
+    def __init__(self, x_dim: int, y_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(x_dim, hidden), nn.ReLU())
+        self.mean = nn.Linear(hidden, y_dim)
+        self.logvar = nn.Linear(hidden, y_dim)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x (B, Dx), y (B, Dy) -> the bound in nats (scalar); 0 when B < 2."""
+        if x.shape[0] < 2:
+            return x.new_zeros(())
+        h = self.body(x)  # (B, hidden)
+        mean, logvar = self.mean(h), self.logvar(h).clamp(-10.0, 10.0)  # (B, Dy) each
+        log_q = -0.5 * (logvar + (y - mean).pow(2) / logvar.exp() + math.log(2 * math.pi))
+        # H(Y) of a diagonal Gaussian fitted to the batch; the floor keeps log finite when a
+        # dimension is constant (e.g. a zeroed summary).
+        variance = y.var(0, unbiased=True).clamp(min=1e-4)  # (Dy,)
+        entropy = 0.5 * (variance.log() + math.log(2 * math.pi * math.e)).sum()
+        return entropy + log_q.sum(1).mean()
+
+
+class CPC(nn.Module):
+    """InfoNCE score of predicting target rows from fused rows, in-batch negatives (<= 0)."""
+
+    def __init__(self, fused_dim: int, target_dim: int) -> None:
+        super().__init__()
+        self.predict = nn.Linear(fused_dim, target_dim)
+
+    def forward(self, fused: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """fused (B, Dz), target (B, Dm) -> mean log-probability of the true pair; 0 when B < 2."""
+        if fused.shape[0] < 2:
+            return fused.new_zeros(())
+        pred = F.normalize(self.predict(fused), dim=1)  # (B, Dm)
+        target = F.normalize(target, dim=1)  # (B, Dm)
+        scores = pred @ target.transpose(0, 1)  # (B, B): row i against every target j
+        return scores.log_softmax(dim=1).diagonal().mean()
+
+
+@register_model("mmim", personality=False, modalities=("audio", "vision"))
+class MMIM(_TextModel):
+    """MMIM with the shared text encoder; options are the ``mmim_*`` fields of PSAMFConfig."""
+
+    def __init__(self, config: PSAMFConfig) -> None:
+        super().__init__()
+        self._load_text_encoder(config)
+        hidden = config.mmim_hidden
+        widths = config.modality_widths()
+        self.modalities = ("text",) + tuple(m for m in MMIM_MODALITIES[1:] if m in widths)
+        self.av_encoders = nn.ModuleDict(
+            {m: AVEncoder(input_dim=widths[m], hidden=config.av_hidden) for m in widths}
+        )
+        dims = {"text": self.text_encoder.hidden_size, "audio": config.av_hidden,
+                "vision": config.av_hidden}
+        self.fusion = nn.Sequential(
+            nn.Linear(sum(dims[m] for m in self.modalities), hidden), nn.ReLU(),
+            nn.Dropout(config.dropout), nn.Linear(hidden, hidden), nn.Tanh(),
+        )
+        self.head = nn.Sequential(
+            nn.Linear(hidden, config.head_hidden), nn.ReLU(),
+            nn.Dropout(config.dropout), nn.Linear(config.head_hidden, 1),
+        )
+        self.input_mi = nn.ModuleDict(
+            {m: GaussianBA(dims["text"], dims[m], hidden) for m in self.modalities[1:]}
+        )
+        self.cpc = nn.ModuleDict({m: CPC(hidden, dims[m]) for m in self.modalities})
+        self._init_new_weights()
+
+    def forward(
+        self,
+        *,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        audio: torch.Tensor | None = None,
+        audio_lengths: torch.Tensor | None = None,
+        vision: torch.Tensor | None = None,
+        vision_lengths: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **_unused: torch.Tensor | None,
+    ) -> PSAMFOutput:
+        """Prediction (B,) and, with labels, loss = task - alpha*MI_input - beta*CPC."""
+        last = self.text_encoder(input_ids, attention_mask)[-1]  # (B, L, H)
+        vectors = {"text": pool_tokens(last, attention_mask, self.config.mmim_text_pooling)}
+        present = {"text": torch.ones_like(attention_mask[:, 0], dtype=torch.bool)}  # (B,)
+        frames = {"audio": (audio, audio_lengths), "vision": (vision, vision_lengths)}
+        for m in self.modalities[1:]:
+            vectors[m], present[m] = self._encode_frames(m, *frames[m])  # (B, D_av), (B,)
+        # [X_t; X_a; X_v]: (B, H + 2*D_av) -> (B, d)
+        fused = self.fusion(torch.cat([vectors[m] for m in self.modalities], dim=1))
+        prediction = self.head(fused).squeeze(-1)  # (B, 1) -> (B,)
+        if labels is None:
+            return PSAMFOutput(prediction=prediction)
+
+        labels = labels.to(prediction.dtype)
+        task_loss = F.l1_loss if self.config.mmim_task_loss == "l1" else F.mse_loss
+        zero = prediction.new_zeros(())
+        mi_input = sum((self.input_mi[m](vectors["text"][present[m]], vectors[m][present[m]])
+                        for m in self.modalities[1:]), zero)
+        cpc = sum((self.cpc[m](fused[present[m]], vectors[m][present[m]])
+                   for m in self.modalities), zero)
+        losses = {"task": task_loss(prediction, labels), "mi_input": mi_input, "cpc": cpc}
+        loss = (losses["task"] - self.config.mmim_alpha * mi_input
+                - self.config.mmim_beta * cpc)
+        return PSAMFOutput(prediction=prediction, loss=loss, losses=losses)
+
+    def _encode_frames(
+        self, m: str, features: torch.Tensor | None, lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if features is None:
+            raise InputError(
+                f"the model was built with {m}_dim={getattr(self.config, m + '_dim')} but the "
+                f"batch has no {m}; pass {m}=... or build with {m}_dim=None"
+            )
+        if lengths is None:
+            lengths = torch.full((features.shape[0],), features.shape[1], dtype=torch.long)
+        encoding = self.av_encoders[m](features, lengths)
+        return encoding.summary, encoding.present  # (B, D_av), (B,)
