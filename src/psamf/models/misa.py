@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from psamf.errors import InputError
 from psamf.models.av_encoders import AVEncoder
 from psamf.models.config import PSAMFConfig
 from psamf.models.psamf import PSAMFOutput, _TextModel
@@ -114,7 +113,7 @@ class MISA(_TextModel):
         utterances = {"text": pool_tokens(last, attention_mask, "mean")}  # (B, H)
         frames = {"audio": (audio, audio_lengths), "vision": (vision, vision_lengths)}
         for m in self.modalities[1:]:
-            utterances[m] = self._encode_frames(m, *frames[m])  # (B, D_av)
+            utterances[m] = self._encode_modality(m, *frames[m]).summary  # (B, D_av)
         projected = {m: self.project[m](u) for m, u in utterances.items()}  # each (B, d_h)
         invariant = {m: self.shared(p) for m, p in projected.items()}  # each (B, d_h)
         specific = {m: self.private[m](p) for m, p in projected.items()}  # each (B, d_h)
@@ -167,15 +166,3 @@ class MISA(_TextModel):
         terms = [F.mse_loss(self.decoder[m](invariant[m] + specific[m]), projected[m])
                  for m in projected]
         return sum(terms) / len(terms)
-
-    def _encode_frames(
-        self, m: str, features: torch.Tensor | None, lengths: torch.Tensor | None
-    ) -> torch.Tensor:
-        if features is None:
-            raise InputError(
-                f"the model was built with {m}_dim={getattr(self.config, m + '_dim')} but the "
-                f"batch has no {m}; pass {m}=... or build with {m}_dim=None"
-            )
-        if lengths is None:
-            lengths = torch.full((features.shape[0],), features.shape[1], dtype=torch.long)
-        return self.av_encoders[m](features, lengths).summary  # (B, D_av)

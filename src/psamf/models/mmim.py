@@ -34,7 +34,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from psamf.errors import InputError
 from psamf.models.av_encoders import AVEncoder
 from psamf.models.config import PSAMFConfig
 from psamf.models.psamf import PSAMFOutput, _TextModel
@@ -131,7 +130,8 @@ class MMIM(_TextModel):
         present = {"text": torch.ones_like(attention_mask[:, 0], dtype=torch.bool)}  # (B,)
         frames = {"audio": (audio, audio_lengths), "vision": (vision, vision_lengths)}
         for m in self.modalities[1:]:
-            vectors[m], present[m] = self._encode_frames(m, *frames[m])  # (B, D_av), (B,)
+            encoding = self._encode_modality(m, *frames[m])
+            vectors[m], present[m] = encoding.summary, encoding.present  # (B, D_av), (B,)
         # [X_t; X_a; X_v]: (B, H + 2*D_av) -> (B, d)
         fused = self.fusion(torch.cat([vectors[m] for m in self.modalities], dim=1))
         prediction = self.head(fused).squeeze(-1)  # (B, 1) -> (B,)
@@ -149,16 +149,3 @@ class MMIM(_TextModel):
         loss = (losses["task"] - self.config.mmim_alpha * mi_input
                 - self.config.mmim_beta * cpc)
         return PSAMFOutput(prediction=prediction, loss=loss, losses=losses)
-
-    def _encode_frames(
-        self, m: str, features: torch.Tensor | None, lengths: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if features is None:
-            raise InputError(
-                f"the model was built with {m}_dim={getattr(self.config, m + '_dim')} but the "
-                f"batch has no {m}; pass {m}=... or build with {m}_dim=None"
-            )
-        if lengths is None:
-            lengths = torch.full((features.shape[0],), features.shape[1], dtype=torch.long)
-        encoding = self.av_encoders[m](features, lengths)
-        return encoding.summary, encoding.present  # (B, D_av), (B,)

@@ -72,6 +72,20 @@ class _TextModel(nn.Module):
         )
         return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
+    def _encode_modality(
+        self, m: str, features: torch.Tensor | None, lengths: torch.Tensor | None
+    ) -> AVEncoding:
+        """``self.av_encoders[m]`` over a batch's frames; lengths default to every frame (aligned
+        data). A modality the model was built for but the batch lacks is one clear error."""
+        if features is None:
+            raise InputError(
+                f"the model was built with {m}_dim={getattr(self.config, m + '_dim')} but the "
+                f"batch has no {m}; pass {m}=... or build with {m}_dim=None (or text_only=True)"
+            )
+        if lengths is None:
+            lengths = torch.full((features.shape[0],), features.shape[1], dtype=torch.long)
+        return self.av_encoders[m](features, lengths)
+
     def _encoder_modules(self) -> list[nn.Module]:
         return [self.text_encoder]
 
@@ -169,18 +183,7 @@ class PSAMF(_TextModel):
     def _encode_av(
         self, inputs: dict[str, tuple[torch.Tensor | None, torch.Tensor | None]]
     ) -> dict[str, AVEncoding]:
-        encodings = {}
-        for m in self.modalities:
-            features, lengths = inputs[m]
-            if features is None:
-                raise InputError(
-                    f"the model was built with {m}_dim={getattr(self.config, m + '_dim')} but the "
-                    f"batch has no {m}; pass {m}=... or build with {m}_dim=None (or text_only=True)"
-                )
-            if lengths is None:
-                lengths = torch.full((features.shape[0],), features.shape[1], dtype=torch.long)
-            encodings[m] = self.av_encoders[m](features, lengths)
-        return encodings
+        return {m: self._encode_modality(m, *inputs[m]) for m in self.modalities}
 
     def forward(
         self,
