@@ -172,6 +172,7 @@ class Group:
     intro: str = ""
     goal: Goal | None = None
     variants_of: str | None = None
+    include: tuple[str, ...] = ()  # experiments of other groups shown in this group's table
 
 
 def _group(spec: dict[str, Any], budgets: dict[str, Budget],
@@ -188,7 +189,8 @@ def _group(spec: dict[str, Any], budgets: dict[str, Budget],
     goal = spec.pop("goal", None)
     goal = goal and Goal(goal["encoder"], tuple(map(tuple, goal["candidates"])),
                          tuple(goal["targets"].items()))
-    return Group(name, experiments=exps, goal=goal, **spec)
+    return Group(name, experiments=exps, goal=goal, include=tuple(spec.pop("include", ())),
+                 **spec)
 
 
 def _declarations() -> tuple[dict[str, Budget], dict[str, Group]]:
@@ -206,7 +208,8 @@ def _declarations() -> tuple[dict[str, Budget], dict[str, Group]]:
         groups = {g.name: g for g in (_group(s, budgets, known) for s in data["groups"])}
         keys = [e.key for g in groups.values() for e in g.experiments]
         refs = {e.baseline for e in known.values() if e.baseline} | {
-            k for g in groups.values() if g.goal for c in g.goal.candidates for k in c[:2]}
+            k for g in groups.values() if g.goal for c in g.goal.candidates for k in c[:2]} | {
+            k for g in groups.values() for k in g.include}
         if len(set(keys)) != len(keys) or refs - set(keys) or len(groups) != len(data["groups"]):
             raise InputError(f"groups or experiments declared twice ({keys}), or unknown ones "
                              f"referenced ({sorted(refs - set(keys))})")
