@@ -244,6 +244,47 @@ def delta_section(group: Group, results: Results) -> list[str]:
             "better, higher is better for the rest. " + P_NOTE, ""]
 
 
+def _step_costs(encoder: str) -> dict[str, dict[str, Any]]:
+    """Per model type: training-step time relative to text-only and parameter counts, as
+    ``benchmarks/step_time.py`` measured them side by side for ``encoder`` ({} if not run)."""
+    path = ROOT / "benchmarks" / "step_time.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return next((r.get("models", {}) for r in data.get("results", [])
+                 if r.get("backbone") == encoder), {})
+
+
+def models_section(group: Group, results: Results) -> list[str]:
+    """The group's models with those it includes, absolute and paired with its reference (the
+    experiment its rows vary: text-only fine-tuning), plus step time and parameter counts."""
+    ref = experiment(group.variants_of)
+    base = results.get(ref.key, {})
+    costs = _step_costs(ref.config.model.text_encoder)
+    keys = ("mae", "corr", "acc2_non0", "f1_non0", "acc7")
+    rows = []
+    for exp in [*map(experiment, group.include), *group.experiments]:
+        runs = results.get(exp.key, {})
+        cost = costs.get(exp.config.model.model_type, {})
+        ratio, params = cost.get("ratio_to_text_finetune"), cost.get("parameters")
+        deltas = {k: paired_deltas(runs, base, k) for k in ("mae", "acc2_non0")}
+        paired = exp.key != ref.key and _common(runs, base)
+        rows.append([exp.label, _seeds(list(runs)),
+                     *(fmt_ms(k, [r["test"][k] for r in runs.values()]) for k in keys),
+                     *(x for k in ("mae", "acc2_non0") for x in (
+                         (fmt_ms(k, deltas[k], signed=True), paired_p(deltas[k])) if paired
+                         else ("", ""))),
+                     fmt_ms("mae", [r["valid"]["mae"] for r in runs.values()]),
+                     f"{ratio:.2f}×" if ratio else "–", f"{params / 1e6:.2f} M" if params else "–"])
+    budget = " ".join(ref.budget.args())
+    return [f"### {group.title}", "", group.intro, "", f"Budget (every row): `{budget}`.", "",
+            *table(["model", "seeds", *(f"test {NAMES[k]}" for k in keys),
+                    "Δ MAE vs text-only", "p", "Δ Acc-2 non0 vs text-only", "p",
+                    "valid MAE (selection)", "step time vs text-only", "parameters"], rows), "",
+            "Δ = model − text-only fine-tuning on the same seed (mean ± std over seeds); lower "
+            "MAE is better. " + P_NOTE + " Step time (forward + backward + optimizer step, batch "
+            "32) and parameter counts: [step_time.md](step_time.md), measured side by side in "
+            "one process.", ""]
+
+
 def _figure(path: Path, caption: str, alt: str) -> list[str]:
     return [caption, "", f"![{alt}]({path.relative_to(OUT.parent).as_posix()})", ""]
 
@@ -445,7 +486,9 @@ def render() -> str:
         "goals": goals_section(results),
         "main": [line for g in MAIN_GROUPS for line in comparison_section(g, results)],
         "curves": curves_figure(results),
-        "variants": [line for g in GROUPS.values() if g.main is None
+        "models": [line for g in GROUPS.values() if g.include
+                   for line in models_section(g, results)],
+        "variants": [line for g in GROUPS.values() if g.main is None and not g.include
                      for line in delta_section(g, results)],
         "deltas": deltas_figure(results), "per_seed": per_seed_section(results),
         "drift": config_drift(results), "dirty": dirty_runs(results),
