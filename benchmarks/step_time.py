@@ -178,8 +178,9 @@ def render_md(result: dict) -> str:
         "model, each round running every model once in an order rotated by one per round.",
         "",
         "Ratio = median over rounds of (model's step / text_finetune's step in the same round): "
-        "the two runs are close in time, so share the machine's load. The ratio of minima (robust "
-        "when other jobs only add time) is given beside it.",
+        "the two runs are close in time, so share the machine's load; its quartiles over the "
+        "rounds show how noisy the machine was. The ratio of minima (robust when other jobs only "
+        "add time) is given beside it.",
         "",
     ]
     for row in result["results"]:
@@ -188,14 +189,17 @@ def render_md(result: dict) -> str:
         lines += [
             f"## {row['backbone']} ({row['layers']} layers x {row['hidden']})",
             "",
-            "| model | median step (s) | min step (s) | ratio to text-only | ratio of minima "
-            "| parameters | trainable | params vs text-only |",
-            "|---|---|---|---|---|---|---|---|",
+            "| model | median step (s) | min step (s) | ratio to text-only | its quartiles "
+            "| ratio of minima | parameters | trainable | params vs text-only |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for name, m in sorted(models.items(), key=lambda kv: kv[1]["ratio_to_text_finetune"]):
+            paired = [a / b for a, b in zip(m["times_s"], ref["times_s"], strict=True)]
+            q1, _, q3 = statistics.quantiles(paired, n=4) if len(paired) > 1 else paired * 3
             lines.append(
                 f"| {name} | {m['median_s']:.3f} | {m['min_s']:.3f} | "
-                f"{m['ratio_to_text_finetune']:.3f} | {m['ratio_of_minima']:.3f} | "
+                f"{m['ratio_to_text_finetune']:.3f} | {q1:.2f}–{q3:.2f} | "
+                f"{m['ratio_of_minima']:.3f} | "
                 f"{m['parameters']:,} | {m['trainable_parameters']:,} | "
                 f"{m['parameters'] / ref['parameters']:.3f} |"
             )
