@@ -110,16 +110,23 @@ class PSAMFConfig:
             misa_hidden: width d_h of the projected, invariant and specific vectors (128).
             misa_heads: attention heads of the fusion transformer layer (2); divides misa_hidden.
             misa_alpha / misa_beta / misa_gamma: weights of the similarity (CMD), difference and
-                reconstruction losses (1.0 / 0.3 / 1.0, the authors' published defaults).
-            misa_cmd_moments: K, the highest central moment CMD matches (5 in the paper).
-            misa_diff_normalize: centre and L2-normalise each row before the difference loss
-                (True, the authors' code; False = the paper's formula on the raw vectors).
+                reconstruction losses (1.0 / 0.3 / 1.0: sim_weight / diff_weight / recon_weight
+                in the authors' code, declare-lab/MISA src/config.py). Their difference loss
+                averages the d_h x d_h squared entries where ours sums them (the paper's
+                squared Frobenius norm), so the same beta weighs ours d_h^2 times more.
+            misa_cmd_moments: K, the highest central moment CMD matches (5, the authors' code).
+            misa_diff_normalize: centre each row over its features and L2-normalise it before
+                the difference loss (True; the authors' code instead centres each feature over
+                the batch, then L2-normalises rows); False = the paper's formula on the raw
+                vectors.
             misa_task_loss: ``"mse"`` (the paper's regression loss) or ``"l1"`` (PSA-MF's).
         mmim_*: the MMIM baseline (``model_type="mmim"``, see ``psamf.models.mmim``):
             mmim_hidden: width of the fused vector Z and of the MI predictors' hidden layer (128).
             mmim_alpha / mmim_beta: weights of -MI_input (Gaussian BA bound, text vs audio/vision)
-                and -CPC (fused vector vs each unimodal vector), 0.1 / 0.1 [NOT verified against
-                the paper's tuned values, which differ per dataset; treat as a starting point].
+                and -CPC (fused vector vs each unimodal vector), 0.1 / 0.1. The authors' code
+                (declare-lab/Multimodal-Infomax) names them the other way round: its --alpha
+                (0.1) weighs the CPC term and its --beta (0.1) the BA terms. The paper's tuned
+                per-dataset values are not verified; treat 0.1 / 0.1 as a starting point.
             mmim_text_pooling: ``"first"`` ([CLS], the paper's) or ``"mean"``.
             mmim_task_loss: ``"l1"`` (MAE, the paper's) or ``"mse"``.
     """

@@ -16,9 +16,11 @@ Reads top to bottom like the paper:
    with both sides L2-normalised, score_ij = <G_m(z_i), x_m,j>, the positives are the diagonal and
    the other utterances of the batch are the negatives: CPC_m = mean_i log softmax_j(score)_ii
    (<= 0; log(B) plus it lower-bounds I(Z; X_m)).
-5. Loss = task + alpha * (-MI_input) + beta * (-CPC), summed over modality terms. The paper trains
-   in two stages per batch (first the BA predictors on their likelihood alone, then the rest);
-   we optimise the one joint loss, so every parameter is trained by one optimiser.
+5. Loss = task + alpha * (-MI_input) + beta * (-CPC), summed over modality terms (the authors'
+   code names the weights the other way round: alpha on CPC, beta on BA). The authors' code
+   trains in two stages per epoch (a pass training the BA predictors on their likelihood alone,
+   with their own optimiser, then a pass on the rest); we optimise the one joint loss, so every
+   parameter is trained by one optimiser.
 
 An absent modality (``audio_dim`` / ``vision_dim`` None) contributes no vector, no input-level MI
 term and no CPC term: MOSEI (text only) trains on X_t with MI_input = 0 and the text CPC term.
