@@ -41,13 +41,19 @@ def test_difference_loss_is_zero_for_orthogonal_subspaces_and_grows_when_aligned
         bert, normalize):
     invariant = _rows(6, slice(0, 3), seed=1)
     specific = _rows(6, slice(3, 6), seed=2)
-    aligned = soft_orthogonality(invariant, invariant, normalize=normalize)
+    aligned = soft_orthogonality(invariant, invariant, normalize=normalize, reduction="sum")
     assert soft_orthogonality(invariant, specific, normalize=normalize) < 1e-10
     assert aligned > 0.5
+    # The default reduction averages the D x D squared entries (the authors' code).
+    width = invariant.shape[1]
+    assert soft_orthogonality(invariant, invariant, normalize=normalize) == pytest.approx(
+        aligned / width**2)
     overlapping = _rows(6, slice(2, 5), seed=5)  # shares row 2 with `invariant`
-    assert 1e-3 < soft_orthogonality(invariant, overlapping, normalize=normalize) < aligned
+    assert 1e-3 < soft_orthogonality(invariant, overlapping, normalize=normalize,
+                                     reduction="sum") < aligned
     # The model's loss: invariant vs specific per modality, and specific vs specific per pair.
-    model = _model(bert, audio_dim=5, misa_hidden=8, misa_diff_normalize=normalize)
+    model = _model(bert, audio_dim=5, misa_hidden=8, misa_diff_normalize=normalize,
+                   misa_diff_reduction="sum")
     other = _rows(6, slice(2, 5), seed=3)  # overlaps `specific` on rows 3, 4
     orthogonal = model.difference_loss({"text": invariant}, {"text": specific})
     assert orthogonal < 1e-10

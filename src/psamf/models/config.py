@@ -111,14 +111,18 @@ class PSAMFConfig:
             misa_heads: attention heads of the fusion transformer layer (2); divides misa_hidden.
             misa_alpha / misa_beta / misa_gamma: weights of the similarity (CMD), difference and
                 reconstruction losses (1.0 / 0.3 / 1.0: sim_weight / diff_weight / recon_weight
-                in the authors' code, declare-lab/MISA src/config.py). Their difference loss
-                averages the d_h x d_h squared entries where ours sums them (the paper's
-                squared Frobenius norm), so the same beta weighs ours d_h^2 times more.
+                in the authors' code, declare-lab/MISA src/config.py), set with their difference
+                loss, which averages the d_h x d_h squared entries (misa_diff_reduction).
             misa_cmd_moments: K, the highest central moment CMD matches (5, the authors' code).
             misa_diff_normalize: centre each row over its features and L2-normalise it before
                 the difference loss (True; the authors' code instead centres each feature over
                 the batch, then L2-normalises rows); False = the paper's formula on the raw
                 vectors.
+            misa_diff_reduction: ``"mean"`` (the authors' code: the mean of the squared entries
+                of each H1^T H2, which their weights 1.0/0.3/1.0 were set with) or ``"sum"`` (the
+                paper's squared Frobenius norm; at d_h 128 the difference term is then 16,384x
+                larger and dominates the loss: 0.3 x 501 = 150 of a total of 158 on a fresh MiniLM
+                MISA batch).
             misa_task_loss: ``"mse"`` (the paper's regression loss) or ``"l1"`` (PSA-MF's).
         mmim_*: the MMIM baseline (``model_type="mmim"``, see ``psamf.models.mmim``):
             mmim_hidden: width of the fused vector Z and of the MI predictors' hidden layer (128).
@@ -191,6 +195,7 @@ class PSAMFConfig:
     misa_gamma: float = 1.0
     misa_cmd_moments: int = 5
     misa_diff_normalize: bool = True
+    misa_diff_reduction: str = "mean"
     misa_task_loss: str = "mse"
     # --- MMIM (Han et al., 2021) ---
     mmim_hidden: int = 128
@@ -309,6 +314,7 @@ class PSAMFConfig:
     def _validate_misa(self) -> None:
         """The misa_* block (see the MISA entry in Fields)."""
         _choice("misa_task_loss", self.misa_task_loss, MISA_TASK_LOSSES)
+        _choice("misa_diff_reduction", self.misa_diff_reduction, ("mean", "sum"))
         for name in ("misa_hidden", "misa_heads", "misa_cmd_moments"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
