@@ -366,7 +366,7 @@ def walls_section(results: Results) -> list[str]:
                    "peak RSS MiB (max; runs recording it)"],
                   rows) if rows else ["(no finished runs yet)"]
     return [*lines, "", *(f"- {what}: [{name}.md]({name}.md)" for name, what in (
-        ("step_time", "Training-step time, PSA-MF vs plain fine-tuning"),
+        ("step_time", "Training-step time of every model vs plain fine-tuning"),
         ("overhead", "Trainer overhead beyond forward/backward"),
         ("personality_pretrain", "Personality pretraining of the MiniLM"))
         if (ROOT / "benchmarks" / f"{name}.md").is_file()), ""]
