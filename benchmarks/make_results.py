@@ -46,9 +46,6 @@ def load_results() -> Results:
     return out
 
 
-# --- the cells every table is built from ---------------------------------------------------------
-
-
 def _seeds(seeds: Sequence[int]) -> str:
     return f"{len(seeds)} ({seeds_text(seeds)})"
 
@@ -68,9 +65,6 @@ def _cells(runs: Runs, keys: Sequence[str], base: Runs | None = None,
 
 def _p(runs: Runs, base: Runs, key: str) -> str:
     return paired_p(paired_deltas(runs, base, key))
-
-
-# --- sections -------------------------------------------------------------------------------------
 
 
 def comparison_section(group: real_data.Group, results: Results) -> list[str]:
@@ -450,11 +444,9 @@ def identity_section(results: Results) -> list[str]:
             if identity is None and r.get("personality_encoder") is not None:
                 unknown.append(f"`{exp.key}` seed {seed}")
                 identity = "unknown"
-            backfilled = r.get("personality_identity_source") == "backfilled"
             by_identity.setdefault(f"`{identity}`" if identity else "no P", []).append(
-                f"{seed}" + "*" * backfilled)
-        if len(by_identity) > 1:
-            mixed.append(f"`{exp.key}`")
+                f"{seed}" + "*" * (r.get("personality_identity_source") == "backfilled"))
+        mixed += [f"`{exp.key}`"] * (len(by_identity) > 1)
         rows.append([exp.key, "; ".join(f"{k} (seeds {','.join(v)})"
                                         for k, v in by_identity.items())])
     if not rows:
