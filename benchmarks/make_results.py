@@ -1,8 +1,10 @@
 """Generate ``benchmarks/RESULTS.md`` from the JSON result files (never edit RESULTS.md by hand).
 
-Reads ``benchmarks/results/<group>/<name>/seed-<k>.json`` (written by ``real_data.py``) and
-``benchmarks/results/speed/*.json`` (written by ``speed.py``); the queue in ``real_data.py`` says
-what is still pending. The fixed prose is ``RESULTS.template.md``; this module fills its sections.
+Reads ``benchmarks/results/<group>/<name>/seed-<k>.json`` (written by ``real_data.py``),
+``benchmarks/results/speed/*.json`` (``speed.py``) and ``benchmarks/step_time.json``
+(``step_time.py``); the queue in ``real_data.py`` says what is still pending. The fixed prose is
+``RESULTS.template.md``; each function here renders one of its ``${sections}`` as lines, and the
+figures are drawn by ``make_figures.py``. Statistics and number formats: ``stats.py``.
 
     .venv/bin/python -m benchmarks.make_results
 """
@@ -14,38 +16,14 @@ import json
 import os
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from string import Template
 from typing import Any
 
-from benchmarks import make_figures
-from benchmarks.real_data import (
-    BUDGETS,
-    EXPERIMENTS,
-    FULL,
-    GROUPS,
-    RESULTS,
-    ROOT,
-    Budget,
-    Experiment,
-    Group,
-    Job,
-    experiment,
-    members,
-)
-from benchmarks.stats import (
-    LOWER_IS_BETTER,
-    METRICS,
-    fmt,
-    fmt_ms,
-    gain_and_spread,
-    mean_std,
-    paired_deltas,
-    paired_p,
-    seeds_text,
-    table,
-)
+from benchmarks import make_figures, real_data, stats
+from benchmarks.real_data import EXPERIMENTS, FULL, GROUPS, RESULTS, ROOT, Job, experiment
+from benchmarks.stats import fmt, fmt_ms, paired_deltas, paired_p, seeds_text, table
 from psamf.io import write_text
 from psamf.models.config import PSAMFConfig
 from psamf.training.config import TrainConfig
@@ -53,8 +31,9 @@ from psamf.training.config import TrainConfig
 OUT = ROOT / "benchmarks" / "RESULTS.md"
 TEMPLATE = ROOT / "benchmarks" / "RESULTS.template.md"
 MAIN_GROUPS = sorted((g for g in GROUPS.values() if g.main is not None), key=lambda g: g.main)
-NAMES = dict(METRICS)
+NAMES = dict(stats.METRICS)
 Results = dict[str, dict[int, dict[str, Any]]]  # {experiment key: {seed: result file}}
+Runs = Mapping[int, Mapping[str, Any]]  # {seed: result file} of one experiment
 P_NOTE = ("p = two-sided paired t-test of the per-seed Δ against 0; with 2–5 seeds only large, "
           "consistent effects reach p < 0.05.")
 
@@ -71,27 +50,38 @@ def _seeds(seeds: Sequence[int]) -> str:
     return f"{len(seeds)} ({seeds_text(seeds)})"
 
 
-def _common(runs: dict[int, Any], base: dict[int, Any]) -> list[int]:
+def _common(runs: Runs, base: Runs) -> list[int]:
     return sorted(set(runs) & set(base))
 
 
-def comparison_section(group: Group, results: Results) -> list[str]:
-    exps = members(group.name)
-    budget = " ".join(group.experiments[0].budget.args())  # one per group
-    rows = [[e.label, _seeds(list(runs := results.get(e.key, {}))),
-             *(fmt_ms(k, [r["test"][k] for r in runs.values()]) for k, _ in METRICS),
-             fmt_ms("mae", [r["valid"]["mae"] for r in runs.values()])] for e in exps]
+def _cells(runs: Runs, keys: Sequence[str], base: Runs | None = None,
+           split: str = "test") -> list[str]:
+    """``mean ± std`` over seeds of each metric in ``keys``: absolute, or with ``base`` the
+    Δ from it paired by seed."""
+    if base is None:
+        return [fmt_ms(k, [r[split][k] for r in runs.values()]) for k in keys]
+    return [fmt_ms(k, paired_deltas(runs, base, k, split), signed=True) for k in keys]
+
+
+def _p(runs: Runs, base: Runs, key: str) -> str:
+    return paired_p(paired_deltas(runs, base, key))
+
+
+def comparison_section(group: real_data.Group, results: Results) -> list[str]:
+    """A main comparison: each model, then each one's Δ from its baseline, best epochs, verdict."""
+    exps, keys = group.experiments, [k for k, _ in stats.METRICS]
+    rows = [[e.label, _seeds(list(runs := results.get(e.key, {}))), *_cells(runs, keys),
+             *_cells(runs, ["mae"], split="valid")] for e in exps]
     for exp in exps:
         runs, base = results.get(exp.key, {}), results.get(exp.baseline or "", {})
         if common := _common(runs, base):
             rows.append([f"Δ {exp.label} − {experiment(exp.baseline).label} (paired by seed)",
-                         _seeds(common), *(fmt_ms(k, paired_deltas(runs, base, k), signed=True)
-                                           for k, _ in METRICS),
-                         fmt_ms("mae", [runs[s]["valid"]["mae"] - base[s]["valid"]["mae"]
-                                        for s in common], signed=True)])
+                         _seeds(common), *_cells(runs, keys, base),
+                         *_cells(runs, ["mae"], base, "valid")])
+    budget = " ".join(exps[0].budget.args())  # one per group
     lines = [f"### {group.title}", "",
              f"Budget (the same for every row): `{budget}`; seeds as listed.", "",
-             *table(["model", "seeds", *(f"test {name}" for _, name in METRICS),
+             *table(["model", "seeds", *(f"test {name}" for _, name in stats.METRICS),
                      "valid MAE (selection)"], rows), ""]
     # A best epoch at the budget's last epoch means the model was still learning.
     best = [f"{e.label}: " + ", ".join(f"{r['best_epoch']}/{r['epochs_run']}"
@@ -102,7 +92,7 @@ def comparison_section(group: Group, results: Results) -> list[str]:
     return lines + verdict_lines(exps, results)
 
 
-def verdict_lines(exps: Sequence[Experiment], results: Results) -> list[str]:
+def verdict_lines(exps: Sequence[real_data.Experiment], results: Results) -> list[str]:
     """PSA-MF vs baseline: is the difference of means larger than both spreads?"""
     out: list[str] = []
     for exp in (e for e in exps if e.baseline):
@@ -110,15 +100,16 @@ def verdict_lines(exps: Sequence[Experiment], results: Results) -> list[str]:
         if len(common := _common(runs, base)) < 2:
             continue
         for key in ("mae", "acc2_non0", "f1_non0"):
-            gain, spread = gain_and_spread(runs, base, key)
+            gain, spread = stats.gain_and_spread(runs, base, key)
             out.append(f"- {NAMES[key]}: {exp.label} is {'ahead' if gain > 0 else 'behind'} by "
                        f"{fmt(key, abs(gain))} ({'more' if abs(gain) > spread else 'less'} than "
                        f"one std, max std {fmt(key, spread)}; seeds {seeds_text(common)}; "
-                       f"paired p {paired_p(paired_deltas(runs, base, key))}).")
+                       f"paired p {_p(runs, base, key)}).")
     return out + ["", P_NOTE, ""] if out else []
 
 
 def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as ``{"dotted.key": value}``."""
     if not isinstance(data, dict):
         return {prefix.rstrip("."): data}
     return {k: v for key, value in data.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
@@ -163,7 +154,7 @@ def goal_choice(candidates: Sequence[tuple[str, str, str]], results: Results) ->
                    + " is read once " + ", ".join(f"`{k}`" for k in waiting)
                    + " has all its seeds")
     common = sorted(set.intersection(*(set(results[k]) for k in keys)))
-    valid = [mean_std([results[k][s]["valid"]["mae"] for s in common])[0] for k in keys]
+    valid = [stats.mean_std([results[k][s]["valid"]["mae"] for s in common])[0] for k in keys]
     best = min(range(len(keys)), key=lambda i: valid[i])
     scores = ", ".join(f"`{k}` {v:.3f}" for k, v in zip(keys, valid, strict=True))
     return best, (f"chosen on validation: `{keys[best]}`, the lowest mean PSA-MF validation MAE "
@@ -172,17 +163,17 @@ def goal_choice(candidates: Sequence[tuple[str, str, str]], results: Results) ->
 
 def goal_rows(psamf: str, text_only: str, label: str, targets: Sequence[tuple[str, float]],
               results: Results) -> list[list[str]]:
+    """One set-up against each target (met, or missed by how much) and against text-only."""
     runs, base = results.get(psamf, {}), results.get(text_only, {})
-    planned = experiment(psamf).seeds
-    rows = []
+    planned, rows = experiment(psamf).seeds, []
     for metric, target in targets:
-        goal = (f"{label}: test {NAMES[metric]} "
-                f"{'≤' if metric in LOWER_IS_BETTER else '≥'} {fmt(metric, target)}")
+        lower = metric in stats.LOWER_IS_BETTER
+        goal = f"{label}: test {NAMES[metric]} {'≤' if lower else '≥'} {fmt(metric, target)}"
         if not runs:
             rows.append([goal, "–", "not run yet"])
             continue
-        mean, _ = mean_std([r["test"][metric] for r in runs.values()])
-        short = (mean - target) if metric in LOWER_IS_BETTER else (target - mean)
+        mean, _ = stats.mean_std([r["test"][metric] for r in runs.values()])
+        short = (mean - target) if lower else (target - mean)
         status = "met" if short <= 0 else f"missed by {fmt(metric, short)}"
         if len(runs) < len(planned):
             status += f" (provisional: {len(runs)} of {len(planned)} seeds)"
@@ -193,7 +184,7 @@ def goal_rows(psamf: str, text_only: str, label: str, targets: Sequence[tuple[st
         if len(common := _common(runs, base)) < 2:
             rows.append([goal, "–", "not run yet (needs 2+ seeds of both)"])
             continue
-        gain, spread = gain_and_spread(runs, base, metric)
+        gain, spread = stats.gain_and_spread(runs, base, metric)
         rows.append([goal, f"gain {fmt(metric, gain, signed=True)}, max std "
                      f"{fmt(metric, spread)} (seeds {seeds_text(common)})",
                      "met" if gain > spread else f"missed by {fmt(metric, spread - gain)}"])
@@ -216,7 +207,7 @@ def goals_section(results: Results) -> list[str]:
     return [*table(["goal", "measured (mean)", "status"], rows), "", *notes, *[""] * bool(notes)]
 
 
-def delta_section(group: Group, results: Results) -> list[str]:
+def delta_section(group: real_data.Group, results: Results) -> list[str]:
     """Each variant's paired deltas from full PSA-MF, over the seeds it shares with it."""
     full = results.get(FULL, {})
     keys = ("mae", "corr", "acc2_non0", "f1_non0", "acc2_has0", "acc7")
@@ -225,18 +216,13 @@ def delta_section(group: Group, results: Results) -> list[str]:
     subsets = sorted({tuple(_common(results.get(e.key, {}), full)) for e in group.experiments}
                      - {(), tuple(sorted(full))})
     rows = [[f"full PSA-MF (absolute{f', seeds {seeds_text(s)}' if s else ''})",
-             _seeds(s or list(full)),
-             *(fmt_ms(k, [full[x]["test"][k] for x in (s or full)]) for k in keys), "", "", ""]
-            for s in [(), *subsets]]
+             _seeds(s or list(full)), *_cells({x: full[x] for x in s} if s else full, keys),
+             "", "", ""] for s in [(), *subsets]]
     for exp in group.experiments:
         runs = results.get(exp.key, {})
-        if not (common := _common(runs, full)):
-            rows.append([exp.label, "0", *("–" for _ in keys), "–", "–", exp.notes])
-            continue
-        rows.append([exp.label, _seeds(common),
-                     *(fmt_ms(k, paired_deltas(runs, full, k), signed=True) for k in keys),
-                     paired_p(paired_deltas(runs, full, "mae")),
-                     paired_p(paired_deltas(runs, full, "acc2_non0")), exp.notes])
+        rows.append([exp.label, _seeds(common), *_cells(runs, keys, full), _p(runs, full, "mae"),
+                     _p(runs, full, "acc2_non0"), exp.notes] if (common := _common(runs, full))
+                    else [exp.label, "0", *("–" for _ in keys), "–", "–", exp.notes])
     return [f"### {group.title}", "", group.intro, "",
             *table(["variant", "paired seeds", *(f"Δ {NAMES[k]}" for k in keys), "p (Δ MAE)",
                     "p (Δ Acc-2 non0)", "note"], rows), "",
@@ -253,7 +239,7 @@ def _step_costs(encoder: str) -> dict[str, dict[str, Any]]:
                  if r.get("backbone") == encoder), {})
 
 
-def models_section(group: Group, results: Results) -> list[str]:
+def models_section(group: real_data.Group, results: Results) -> list[str]:
     """The group's models with those it includes, absolute and paired with its reference (the
     experiment its rows vary: text-only fine-tuning), plus step time and parameter counts."""
     ref = experiment(group.variants_of)
@@ -265,14 +251,11 @@ def models_section(group: Group, results: Results) -> list[str]:
         runs = results.get(exp.key, {})
         cost = costs.get(exp.config.model.model_type, {})
         ratio, params = cost.get("ratio_to_text_finetune"), cost.get("parameters")
-        deltas = {k: paired_deltas(runs, base, k) for k in ("mae", "acc2_non0")}
         paired = exp.key != ref.key and _common(runs, base)
-        rows.append([exp.label, _seeds(list(runs)),
-                     *(fmt_ms(k, [r["test"][k] for r in runs.values()]) for k in keys),
+        rows.append([exp.label, _seeds(list(runs)), *_cells(runs, keys),
                      *(x for k in ("mae", "acc2_non0") for x in (
-                         (fmt_ms(k, deltas[k], signed=True), paired_p(deltas[k])) if paired
-                         else ("", ""))),
-                     fmt_ms("mae", [r["valid"]["mae"] for r in runs.values()]),
+                         (*_cells(runs, [k], base), _p(runs, base, k)) if paired else ("", ""))),
+                     *_cells(runs, ["mae"], split="valid"),
                      f"{ratio:.2f}×" if ratio else "–", f"{params / 1e6:.2f} M" if params else "–"])
     budget = " ".join(ref.budget.args())
     return [f"### {group.title}", "", group.intro, "", f"Budget (every row): `{budget}`.", "",
@@ -321,6 +304,7 @@ def deltas_figure(results: Results) -> list[str]:
 
 
 def per_seed_section(results: Results) -> list[str]:
+    """One row per result file: epochs, the headline metrics, wall time, P, commit."""
     rows = []
     for exp in EXPERIMENTS:
         for seed, r in sorted(results.get(exp.key, {}).items()):
@@ -340,6 +324,7 @@ def per_seed_section(results: Results) -> list[str]:
 
 
 def speed_section() -> list[str]:
+    """The tables ``speed.py`` wrote, as it wrote them."""
     lines = []
     for path in sorted((RESULTS / "speed").glob("*.json")):
         item = json.loads(path.read_text(encoding="utf-8"))
@@ -352,6 +337,7 @@ def speed_section() -> list[str]:
 
 
 def walls_section(results: Results) -> list[str]:
+    """Seconds per epoch and per run, and peak memory, by experiment; links to the timings."""
     rows = []
     for exp in EXPERIMENTS:
         runs = results.get(exp.key, {})
@@ -372,20 +358,22 @@ def walls_section(results: Results) -> list[str]:
         if (ROOT / "benchmarks" / f"{name}.md").is_file()), ""]
 
 
-def _expected_wall(budget: Budget, walls: dict[str, list[float]]) -> tuple[float | None, str]:
+def _expected_wall(budget: real_data.Budget,
+                   walls: dict[str, list[float]]) -> tuple[float | None, str]:
     """Median wall seconds of a run on ``budget`` (suffix ''), or scaled by epochs from a
     budget whose resolved config differs only in epochs (suffix ' ~from NAME'), or (None, '')."""
     if walls.get(budget.name):
         return statistics.median(walls[budget.name]), ""
     mine = budget.config()
     for name, done in walls.items():
-        other = BUDGETS[name].config()
+        other = real_data.BUDGETS[name].config()
         if done and dataclasses.replace(other, epochs=mine.epochs) == mine:
             return statistics.median(done) * mine.epochs / other.epochs, f" ~from {name}"
     return None, ""
 
 
 def pending_section(results: Results) -> list[str]:
+    """What the queue has still to run, with the command and an estimate of the time left."""
     # A run's expected wall time: the median over finished runs on the same budget whose wall
     # time covers the whole run (a "partial" wall_note would understate it).
     walls: dict[str, list[float]] = {}
@@ -421,6 +409,7 @@ def pending_section(results: Results) -> list[str]:
 
 
 def personality_note(results: Results) -> list[str]:
+    """Which personality encoders gave P, with a warning for any run unintentionally untuned."""
     ran = [r for runs in results.values() for r in runs.values()]
     meant_untuned = {e.key for e in EXPERIMENTS if e.personality == "untuned"}
     untuned = sorted({f"{r['experiment']} seed {r['seed']}" for r in ran
@@ -455,11 +444,9 @@ def identity_section(results: Results) -> list[str]:
             if identity is None and r.get("personality_encoder") is not None:
                 unknown.append(f"`{exp.key}` seed {seed}")
                 identity = "unknown"
-            backfilled = r.get("personality_identity_source") == "backfilled"
             by_identity.setdefault(f"`{identity}`" if identity else "no P", []).append(
-                f"{seed}" + "*" * backfilled)
-        if len(by_identity) > 1:
-            mixed.append(f"`{exp.key}`")
+                f"{seed}" + "*" * (r.get("personality_identity_source") == "backfilled"))
+        mixed += [f"`{exp.key}`"] * (len(by_identity) > 1)
         rows.append([exp.key, "; ".join(f"{k} (seeds {','.join(v)})"
                                         for k, v in by_identity.items())])
     if not rows:
@@ -480,6 +467,7 @@ def identity_section(results: Results) -> list[str]:
 
 
 def render() -> str:
+    """RESULTS.md's text: the template with every section filled from the result files."""
     results = load_results()
     sections = {
         "personality": personality_note(results), "identity": identity_section(results),

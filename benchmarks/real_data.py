@@ -1,25 +1,17 @@
 """Benchmarks on real CMU-MOSI and CMU-MOSEI: a resumable queue of ``psamf train`` runs.
 
-Every experiment is one ``psamf train`` run of one seed. Its result lands in
+Every experiment is one ``psamf train`` run of one seed; its result lands in
 ``benchmarks/results/<group>/<name>/seed-<k>.json`` (test + valid metrics of the checkpoint chosen
-on validation MAE, per-epoch history, the exact command, seed, encoders, git commit, wall time);
+on validation MAE, per-epoch history, command, seed, encoders, git commit, wall time), and
 ``python -m benchmarks.make_results`` turns those files into ``benchmarks/RESULTS.md``.
+Budgets, groups and experiments are declared in ``experiments.yaml`` and resolved into the
+``TrainConfig`` each run will use when this module is imported, so a typo fails at ``list``.
 
-Budgets, groups and their experiments are records declared below and checked when this module is
-imported: each experiment's settings are resolved into the ``TrainConfig`` its runs will use
-(the registered preset, then the budget's and the experiment's ``key=value`` overrides), so a
-typo fails at ``list``, not hours into a queue. Whether a model reads P comes from that config.
-
-The queue skips experiments whose result file exists and resumes interrupted run folders
-(``psamf train --resume``), so rerunning the same command continues where the last session
-stopped. One queue runs its jobs one at a time; several queues may run side by side (say two
-with ``OMP_NUM_THREADS=1`` on a 2-core machine): each job is locked while it runs, so a second
-queue takes the next free one. PSA-MF runs wait for the pretrained
-personality encoder (``artifacts/personality-minilm`` with its trait head); meanwhile the queue
-runs the next job that does not need it. Two experiments deliberately give P from the plain
-(untuned) MiniLM, to measure what personality pretraining adds: ``-mean`` pools it like the
-pretrained encoder (one change); the first pooled its first token (two changes). Results record
-the encoder and its content identity (``personality_identity``: hash, pooling, length).
+Rerunning a command skips finished results and resumes interrupted run folders. Several queues
+may run side by side (say two with ``OMP_NUM_THREADS=1`` on 2 cores): a running job is locked, so
+another queue takes the next free one. PSA-MF runs wait for the pretrained personality encoder
+(``artifacts/personality-minilm``), running other jobs meanwhile; two experiments take P from the
+plain MiniLM on purpose (results record which P: ``personality_identity``).
 
     .venv/bin/python -m benchmarks.real_data list              # the queue and what is done
     .venv/bin/python -m benchmarks.real_data run --commit      # everything, in priority order
@@ -43,10 +35,10 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -63,17 +55,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = ROOT / "artifacts" / "bench-runs"
 LOGS = ROOT / "artifacts" / "bench-logs"
+DECLARATIONS = Path(__file__).resolve().parent / "experiments.yaml"
 PERSONALITY = DEFAULT_PERSONALITY_ENCODER  # relative: runs start in ROOT
 UNTUNED_PERSONALITY = "minilm"
 
 
 # --- budgets, groups, experiments: declared in experiments.yaml -----------------------------------
-
-DECLARATIONS = Path(__file__).resolve().parent / "experiments.yaml"
-
-
-def _pairs(items: list[str]) -> dict[str, str]:
-    return dict(item.split("=", 1) for item in items)
 
 
 def _items(settings: dict[str, str]) -> list[str]:
@@ -144,9 +131,6 @@ class Experiment:
     def uses_personality(self) -> bool:
         return self.config.uses_personality()  # the model registry and use_personality decide
 
-    def waits_for_personality(self) -> bool:
-        return self.uses_personality() and self.personality == "pretrained"
-
 
 @dataclass(frozen=True)
 class Goal:
@@ -161,9 +145,9 @@ class Goal:
 
 @dataclass(frozen=True)
 class Group:
-    """Experiments that RESULTS.md reports together (experiments.yaml says how they are
-    declared). ``main``: position among the main comparisons (None: a section of deltas from
-    ``variants_of``, with ``intro``)."""
+    """Experiments that RESULTS.md reports together, on one budget and one set of seeds.
+    ``main``: position among the main comparisons (None: a table of each experiment paired with
+    ``variants_of``, introduced by ``intro``); ``include``: other groups' experiments shown too."""
 
     name: str
     title: str
@@ -172,17 +156,20 @@ class Group:
     intro: str = ""
     goal: Goal | None = None
     variants_of: str | None = None
-    include: tuple[str, ...] = ()  # experiments of other groups shown in this group's table
+    include: tuple[str, ...] = ()
 
 
 def _group(spec: dict[str, Any], budgets: dict[str, Budget],
            known: dict[str, Experiment]) -> Group:
+    """A group from its YAML record. Its rows are ``variants_of``'s overrides plus their own;
+    in a main comparison each row's baseline is the last row."""
     name, budget, seeds = spec.pop("name"), budgets[spec.pop("budget")], tuple(spec.pop("seeds"))
     rows = spec.pop("rows")
     ref = known[spec["variants_of"]] if spec.get("variants_of") else None
     last = f"{name}/{rows[-1][0]}"
     exps = tuple(Experiment(
-        name, row, label, budget, {**(ref.overrides if ref else {}), **_pairs(overrides)}, seeds,
+        name, row, label, budget,
+        {**(ref.overrides if ref else {}), **dict(o.split("=", 1) for o in overrides)}, seeds,
         ref.key if ref else (last if i < len(rows) - 1 else None), *rest)
         for i, (row, label, overrides, *rest) in enumerate(rows))
     known.update((e.key, e) for e in exps)
@@ -195,15 +182,15 @@ def _group(spec: dict[str, Any], budgets: dict[str, Budget],
 
 def _declarations() -> tuple[dict[str, Budget], dict[str, Group]]:
     """Budgets and groups from experiments.yaml, each experiment resolved into its config, and
-    the cross-references checked (unique keys; known baselines and goal set-ups)."""
+    the cross-references checked (unique keys; known baselines, goal set-ups and includes)."""
     data = yaml.safe_load(DECLARATIONS.read_text(encoding="utf-8"))
     try:
         budgets: dict[str, Budget] = {}
         for name, spec in data["budgets"].items():
             budgets[name] = (budgets[spec["like"]].but(name, *spec["but"].split("=", 1))
-                             if "like" in spec else
-                             Budget(name, spec["dataset"], _pairs(spec["settings"]),
-                                    spec["preset"]))
+                             if "like" in spec else Budget(
+                                 name, spec["dataset"],
+                                 dict(s.split("=", 1) for s in spec["settings"]), spec["preset"]))
         known: dict[str, Experiment] = {}
         groups = {g.name: g for g in (_group(s, budgets, known) for s in data["groups"])}
         keys = [e.key for g in groups.values() for e in g.experiments]
@@ -227,12 +214,13 @@ def experiment(key: str) -> Experiment:
     return {e.key: e for e in EXPERIMENTS}[key]
 
 
-def members(group: str) -> list[Experiment]:
-    return list(GROUPS[group].experiments)
+# --- jobs: one seed of one experiment ---------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Job:
+    """One seed of one experiment: its run folder, its result file, and its lock."""
+
     experiment: Experiment
     seed: int
 
@@ -248,14 +236,10 @@ class Job:
     def run_dir(self) -> Path:
         return RUNS / self.run_name
 
-    @property
-    def dataset(self) -> str:
-        return self.experiment.budget.dataset
-
 
 def queue(groups: tuple[str, ...] = tuple(GROUPS)) -> list[Job]:
     """Jobs in priority order: group by group, and inside a group seed by seed (interleaved)."""
-    exps = [members(g) for g in groups]
+    exps = [GROUPS[g].experiments for g in groups]
     return [Job(e, seed) for group in exps for seed in sorted({s for e in group for s in e.seeds})
             for e in group if seed in e.seeds]
 
@@ -273,38 +257,7 @@ def train_args(job: Job) -> list[str]:
     return args
 
 
-# --- running one job ------------------------------------------------------------------------------
-
-ATTEMPTS_FILE = "bench_attempts.json"
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Attempt:
-    command: str
-    commit: str
-    started: str
-    wall_s: float = 0.0
-    rc: int | None = None
-    # What the wall time depends on besides the code: torch threads and how busy the machine was.
-    omp_threads: str | None = field(default_factory=lambda: os.environ.get("OMP_NUM_THREADS"))
-    load_at_start: float = field(default_factory=lambda: round(os.getloadavg()[0], 2))
-    peak_rss_mib: float | None = None  # of the psamf train process (rusage), once it has ended
-
-
-def _attempts(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / ATTEMPTS_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
-
-
-class DeadlineReached(Exception):
-    """The run was stopped at --deadline; it resumes from its last checkpoint next time."""
-
-
-def try_lock(job: Job) -> Any | None:
+def try_lock(job: Job) -> IO[str] | None:
     """An exclusive lock on the job (an open file; close it to release), None if another queue
     holds it. The lock dies with the process, so a killed queue never leaves a job blocked."""
     RUNS.mkdir(parents=True, exist_ok=True)
@@ -315,6 +268,23 @@ def try_lock(job: Job) -> Any | None:
         handle.close()
         return None
     return handle
+
+
+# --- running one job ------------------------------------------------------------------------------
+
+# The queue's record of each psamf train call on a run folder, rewritten as the call's output
+# arrives: run.json's ``sessions`` list only calls that finished, while a call stopped at the
+# deadline (SIGTERM, which psamf train does not catch) or killed outright must still count.
+ATTEMPTS_FILE = "bench_attempts.json"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _attempts(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / ATTEMPTS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
 
 
 def wait_peak_rss(proc: subprocess.Popen) -> float | None:
@@ -330,8 +300,9 @@ def wait_peak_rss(proc: subprocess.Popen) -> float | None:
     return round(usage.ru_maxrss / 1024, 1)
 
 
-def run_psamf(job: Job, *, deadline: float | None, lock: Any) -> int:
-    """Start or resume the job's run folder; stream and timestamp its log; return its exit code.
+def run_psamf(job: Job, *, deadline: float | None, lock: IO[str]) -> int | None:
+    """Start or resume the job's run folder, streaming and timestamping its log; its exit code,
+    or None if it was stopped at ``deadline`` (it resumes from its last checkpoint next time).
 
     The child inherits the job's lock, so a queue killed outright (OOM, SIGKILL) does not free the
     job for another queue while its orphaned ``psamf train`` is still writing the run folder."""
@@ -350,26 +321,24 @@ def run_psamf(job: Job, *, deadline: float | None, lock: Any) -> int:
     LOGS.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
            "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
-    attempt = Attempt(command=command, commit=git_commit(), started=now())
-    index = len(_attempts(run_dir)) if run_dir.exists() else None
+    # What the wall time depends on besides the code: torch threads, how busy the machine was.
+    earlier, attempt = _attempts(run_dir), {
+        "command": command, "commit": git_commit(), "started": now(), "wall_s": 0.0, "rc": None,
+        "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+        "load_at_start": round(os.getloadavg()[0], 2), "peak_rss_mib": None}
 
-    def record() -> None:  # keep the record current: a session may end at any time
-        nonlocal index
-        if run_dir.exists():
-            items = _attempts(run_dir)
-            index = len(items) if index is None else index
-            items[index:index + 1] = [dataclasses.asdict(attempt)]
-            write_json(run_dir / ATTEMPTS_FILE, items)
+    def record(**ended: Any) -> None:  # kept current: the session may end at any time
+        attempt.update(wall_s=round(time.monotonic() - start, 2), **ended)
+        if run_dir.exists():  # a new run's folder appears once psamf train has prepared it
+            write_json(run_dir / ATTEMPTS_FILE, [*earlier, attempt])
 
     print(f"[bench] {job.experiment.key} seed {job.seed}: {command}", flush=True)
-    start = time.monotonic()
+    start, stopped = time.monotonic(), threading.Event()
     with open(LOGS / f"{job.run_name}.log", "a", encoding="utf-8") as log:
         log.write(f"\n[bench {now()}] {command}\n")
         proc = subprocess.Popen([sys.executable, "-m", "psamf", *args], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 bufsize=1, pass_fds=(lock.fileno(),))
-        assert proc.stdout is not None
-        stopped = threading.Event()
 
         def stop_at_deadline() -> None:
             if proc.poll() is None:
@@ -381,13 +350,12 @@ def run_psamf(job: Job, *, deadline: float | None, lock: Any) -> int:
         if deadline is not None:
             timer.start()
         try:
-            for line in proc.stdout:
-                attempt.wall_s = round(time.monotonic() - start, 2)
+            for line in proc.stdout or ():
                 log.write(line)
                 log.flush()
                 print(f"[bench]   {line.rstrip()}", flush=True)
                 record()
-            attempt.peak_rss_mib = wait_peak_rss(proc)
+            attempt["peak_rss_mib"] = wait_peak_rss(proc)
         except BaseException:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -395,11 +363,8 @@ def run_psamf(job: Job, *, deadline: float | None, lock: Any) -> int:
             raise
         finally:
             timer.cancel()
-            attempt.wall_s, attempt.rc = round(time.monotonic() - start, 2), proc.returncode
-            record()
-    if stopped.is_set():
-        raise DeadlineReached(job.run_name)
-    return proc.returncode
+            record(rc=proc.returncode)
+    return None if stopped.is_set() else proc.returncode
 
 
 def _epoch_seconds(history: list[dict[str, Any]]) -> list[float]:
@@ -409,32 +374,22 @@ def _epoch_seconds(history: list[dict[str, Any]]) -> list[float]:
     return [round(sum(h["seconds"].values()), 2) for h in history[1:] if h.get("seconds")]
 
 
-def _p_identity(p_encoder: str | None, identity: str | None) -> tuple[str | None, str, str]:
-    """(identity, its source, why it is null) of the P a result was produced with."""
-    if p_encoder is None:
-        return None, "none", "no P: this model does not use the personality encoder"
-    if identity is None:  # a run folder from before runs recorded it (run.json)
-        return None, "none", "not recorded by the run (its run.json predates identity recording)"
-    return identity, "recorded", ""
-
-
 def collect(job: Job) -> dict[str, Any] | None:
-    """Build the result JSON from a finished run folder (None if the seed has not finished)."""
+    """The result file's content, from a finished run folder (None if the seed has not finished):
+    metrics and history from its metrics.json, the config as the run saved it (TrainConfig would
+    fill keys added since with today's defaults), what P it used from run.json, and wall time,
+    commits and memory from the queue's record of its calls."""
     metrics = runs.read_seed_metrics(job.run_dir, job.seed)
     if metrics is None:
         return None
-    metrics_path = runs.seed_dir(job.run_dir, job.seed) / runs.METRICS_FILE
-    # The file as the run saved it: TrainConfig would fill keys added since with today's defaults.
+    finished = (runs.seed_dir(job.run_dir, job.seed) / runs.METRICS_FILE).stat().st_mtime
     config = yaml.safe_load((job.run_dir / runs.CONFIG_FILE).read_text(encoding="utf-8"))
     run_info = json.loads((job.run_dir / runs.RUN_INFO).read_text(encoding="utf-8"))
-    attempts = _attempts(job.run_dir)
-    exp = job.experiment
+    attempts, exp = _attempts(job.run_dir), job.experiment
     p_encoder = config.get(runs.ENCODER_KEY) if exp.uses_personality() else None
     # What the run recorded when it computed P (newer runs' run.json); else the folder now.
     p_started = run_info.get("personality") or {}
-    p_pretrained = None if p_encoder is None else p_started.get(
-        "pretrained", (ROOT / p_encoder / "trait_head.json").is_file())
-    identity, identity_source, identity_note = _p_identity(p_encoder, p_started.get("identity"))
+    identity = None if p_encoder is None else p_started.get("identity")
     first = attempts[0] if attempts else {}
     resumed_first = "--resume" in first.get("command", "")
     return {
@@ -445,11 +400,15 @@ def collect(job: Job) -> dict[str, Any] | None:
         "encoder": config["model"]["text_encoder"],
         "model_type": config["model"]["model_type"],
         "personality_encoder": p_encoder,
-        "personality_pretrained": p_pretrained,
+        "personality_pretrained": None if p_encoder is None else p_started.get(
+            "pretrained", (ROOT / p_encoder / "trait_head.json").is_file()),
         # Which P produced this result: the encoder's content hash, pooling and length.
         "personality_identity": identity,
-        "personality_identity_source": identity_source,
-        "personality_identity_note": identity_note,
+        "personality_identity_source": "none" if identity is None else "recorded",
+        "personality_identity_note": (
+            "" if identity is not None else "no P: this model does not use the personality encoder"
+            if p_encoder is None else
+            "not recorded by the run (its run.json predates identity recording)"),
         "budget": exp.budget.name,
         "command": run_info.get("command"),
         "resume_commands": [a["command"] for a in attempts if "--resume" in a["command"]],
@@ -463,8 +422,9 @@ def collect(job: Job) -> dict[str, Any] | None:
         "epoch_s": _epoch_seconds(metrics.get("history", [])),
         "peak_rss_mib": max((a["peak_rss_mib"] for a in attempts if a.get("peak_rss_mib")),
                             default=None),
-        "finished_at": dt.datetime.fromtimestamp(metrics_path.stat().st_mtime, dt.timezone.utc)
-        .strftime("%Y-%m-%dT%H:%M:%SZ"),  # when the run wrote its metrics, not when collected
+        # When the run wrote its metrics, not when they were collected.
+        "finished_at": dt.datetime.fromtimestamp(finished, dt.timezone.utc)
+        .strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"cpus": os.cpu_count()},
         **{k: metrics.get(k) for k in ("best_epoch", "epochs_run", "stopped_early")},
         "test": metrics["test"], "valid": metrics["valid"],
@@ -474,7 +434,21 @@ def collect(job: Job) -> dict[str, Any] | None:
     }
 
 
-# --- git ------------------------------------------------------------------------------------------
+# --- after a result: RESULTS.md and git -----------------------------------------------------------
+
+
+def regenerate_results() -> list[Path]:
+    """Rewrite RESULTS.md and its figures; return their paths (what a result commit includes).
+
+    A failure here is reported and skipped: the result file is already written and still gets
+    committed, and the queue goes on (rerun benchmarks.make_results once it is fixed)."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.make_results"], cwd=ROOT)
+    if done.returncode != 0:
+        print(f"[bench] benchmarks.make_results failed (exit {done.returncode}); RESULTS.md not "
+              "regenerated", flush=True)
+        return []
+    return [ROOT / "benchmarks" / "RESULTS.md",
+            *sorted((ROOT / "benchmarks" / "figures").glob("*.png"))]
 
 
 def commit_paths(paths: list[Path], message: str) -> None:
@@ -493,20 +467,6 @@ def commit_paths(paths: list[Path], message: str) -> None:
             return
         time.sleep(2 + attempt)
     print("[bench] git index stayed locked; commit these files by hand: " + " ".join(rel))
-
-
-def regenerate_results() -> list[Path]:
-    """Rewrite RESULTS.md and its figures; return their paths (what a result commit includes).
-
-    A failure here is reported and skipped: the result file is already written and still gets
-    committed, and the queue goes on (rerun benchmarks.make_results once it is fixed)."""
-    done = subprocess.run([sys.executable, "-m", "benchmarks.make_results"], cwd=ROOT)
-    if done.returncode != 0:
-        print(f"[bench] benchmarks.make_results failed (exit {done.returncode}); RESULTS.md not "
-              "regenerated", flush=True)
-        return []
-    return [ROOT / "benchmarks" / "RESULTS.md",
-            *sorted((ROOT / "benchmarks" / "figures").glob("*.png"))]
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -530,6 +490,7 @@ def _parse_deadline(text: str | None) -> float | None:
 
 
 def _selected(args: argparse.Namespace) -> list[Job]:
+    """The queue's jobs, narrowed to ``--group``, ``--experiment`` and ``--seeds``."""
     groups = tuple(args.group or GROUPS)  # argparse checked the names
     jobs = queue(groups)
     if args.experiment:
@@ -564,25 +525,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def missing_data(jobs: list[Job]) -> list[Path]:
     """Dataset folders the jobs read that are not there (main() runs from ROOT, like psamf)."""
     root = default_data_root()
-    return sorted(root / name for name in {job.dataset for job in jobs}
+    return sorted(root / name for name in {job.experiment.budget.dataset for job in jobs}
                   if not (root / name).is_dir())
 
 
-def _run_locked(job: Job, deadline: float | None, lock: Any) -> dict[str, Any] | str | None:
-    """The job's result (collected, or run then collected), None if another queue finished it
-    meanwhile, or why it failed."""
-    if job.result_path.is_file():
-        return None
-    if (result := collect(job)) is None:
-        if (rc := run_psamf(job, deadline=deadline, lock=lock)) != 0:
-            return f"failed with exit code {rc}; see {LOGS / (job.run_name + '.log')}"
-        if (result := collect(job)) is None:
-            return "no metrics.json after a clean exit"
-    write_json(job.result_path, result)
-    return result
-
-
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run the selected jobs not done yet, one at a time, each under its lock: collect a finished
+    run folder, else start or resume it; write, report (and commit) each result as it lands."""
     deadline = _parse_deadline(args.deadline)
     jobs = _selected(args)
     if missing := missing_data([j for j in jobs if not j.result_path.is_file()]):
@@ -601,8 +550,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("[bench] nothing left to run in the selected groups", flush=True)
             return 0
         ready = personality_ready()
-        runnable = [j for j in todo
-                    if ready or j.run_dir.exists() or not j.experiment.waits_for_personality()]
+        runnable = [j for j in todo if ready or j.run_dir.exists() or not (
+            j.experiment.uses_personality() and j.experiment.personality == "pretrained")]
         if not runnable and not waiting_logged:
             print(f"[bench] waiting for {PERSONALITY}/trait_head.json (the PSA-MF runs left "
                   "need the pretrained personality encoder)", flush=True)
@@ -615,25 +564,29 @@ def cmd_run(args: argparse.Namespace) -> int:
             time.sleep(30)
             continue
         with lock:
-            try:
-                result = _run_locked(job, deadline, lock)
-            except DeadlineReached:
-                print(f"[bench] stopped {job.run_name} at the deadline; it will resume",
-                      flush=True)
-                return 0
-        if isinstance(result, str):
-            print(f"[bench] {job.run_name}: {result}", flush=True)
-            failed.add(job.run_name)
-        elif result is not None:
-            test = result["test"]
-            print(f"[bench] {job.experiment.key} seed {job.seed}: test MAE "
-                  f"{fmt('mae', test['mae'])} Acc-2 non0 {fmt('acc2_non0', test['acc2_non0'])} "
-                  f"(best epoch {result['best_epoch']}, {result['wall_s']:.0f} s) -> "
-                  f"{os.path.relpath(job.result_path, ROOT)}", flush=True)
-            report = regenerate_results()
-            if args.commit:
-                commit_paths([job.result_path, *report],
-                             f"benchmarks: {job.experiment.key} seed {job.seed} result")
+            if job.result_path.is_file():  # another queue finished it meanwhile
+                continue
+            if (result := collect(job)) is None:
+                if (rc := run_psamf(job, deadline=deadline, lock=lock)) is None:
+                    print(f"[bench] stopped {job.run_name} at the deadline; it will resume",
+                          flush=True)
+                    return 0
+                if rc != 0 or (result := collect(job)) is None:
+                    print(f"[bench] {job.run_name}: " + (
+                        f"failed with exit code {rc}; see {LOGS / (job.run_name + '.log')}"
+                        if rc != 0 else "no metrics.json after a clean exit"), flush=True)
+                    failed.add(job.run_name)
+                    continue
+            write_json(job.result_path, result)
+        test = result["test"]
+        print(f"[bench] {job.experiment.key} seed {job.seed}: test MAE "
+              f"{fmt('mae', test['mae'])} Acc-2 non0 {fmt('acc2_non0', test['acc2_non0'])} "
+              f"(best epoch {result['best_epoch']}, {result['wall_s']:.0f} s) -> "
+              f"{os.path.relpath(job.result_path, ROOT)}", flush=True)
+        report = regenerate_results()
+        if args.commit:
+            commit_paths([job.result_path, *report],
+                         f"benchmarks: {job.experiment.key} seed {job.seed} result")
     print("[bench] deadline reached; rerun the same command to continue", flush=True)
     return 0
 

@@ -29,9 +29,9 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, statistics.stdev(values) if len(values) > 1 else float("nan")
 
 
-def paired_deltas(runs: Runs, base: Runs, key: str) -> list[float]:
-    """Test ``key`` of ``runs`` minus ``base``, seed by seed, over the seeds both have."""
-    return [runs[s]["test"][key] - base[s]["test"][key] for s in sorted(set(runs) & set(base))]
+def paired_deltas(runs: Runs, base: Runs, key: str, split: str = "test") -> list[float]:
+    """``split``'s ``key`` of ``runs`` minus ``base``, seed by seed, over the seeds both have."""
+    return [runs[s][split][key] - base[s][split][key] for s in sorted(set(runs) & set(base))]
 
 
 def paired_p(deltas: Sequence[float]) -> str:

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -92,12 +93,12 @@ def test_every_group_is_one_record_with_one_budget() -> None:
     assert [g.name for g in sorted((g for g in real_data.GROUPS.values() if g.main is not None),
                                    key=lambda g: g.main)][:1] == ["mosi-minilm"]
     for name in real_data.GROUPS:
-        assert len({e.budget.name for e in real_data.members(name)}) == 1, name
+        assert len({e.budget.name for e in real_data.GROUPS[name].experiments}) == 1, name
 
 
 def test_every_job_names_its_dataset_and_missing_data_is_reported(tmp_path, monkeypatch) -> None:
     jobs = real_data.queue()
-    assert {job.dataset for job in jobs} == {"mosi", "mosei"}
+    assert {job.experiment.budget.dataset for job in jobs} == {"mosi", "mosei"}
     monkeypatch.setenv("PSAMF_DATA_ROOT", str(tmp_path))
     (tmp_path / "mosi").mkdir()
     assert real_data.missing_data(jobs) == [tmp_path / "mosei"]
@@ -213,3 +214,49 @@ def test_epoch_seconds_come_from_the_runs_own_history() -> None:
                {"epoch": 2, "seconds": {"train": 50.125, "valid": 2.0}},
                {"epoch": 3, "seconds": {"train": 40.0, "valid": 1.0}}]
     assert real_data._epoch_seconds(history) == [52.12, 41.0]  # epoch 1 left out, as before
+
+
+def test_every_call_of_a_stopped_and_resumed_run_counts_in_its_result(tmp_path, monkeypatch):
+    """run_psamf on a real tiny run: a call stopped at the deadline returns None; a call killed
+    outright (which run.json's sessions never see) still counts in the queue's own record, so
+    the collected result sums the wall time of every call and names each command."""
+    from training_fixtures import fast_overrides, tiny_encoder
+
+    monkeypatch.setattr(real_data, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(real_data, "LOGS", tmp_path / "logs")
+    settings = dict(item.split("=", 1) for item in fast_overrides(
+        tiny_encoder(tmp_path / "enc"), tmp_path / "cache", epochs=4, checkpoint_every_steps=1,
+        early_stopping_patience=4, **{"data.limit_train": 16, "data.limit_valid": 8,
+                                       "data.limit_test": 8}))
+    exp = real_data.Experiment("g", "tiny", "tiny", real_data.Budget("tiny", "sample", settings),
+                               {"model.model_type": "text_finetune"}, (0,))
+    job = real_data.Job(exp, 0)
+    lock = real_data.try_lock(job)
+    assert lock is not None
+    with lock:
+        assert real_data.run_psamf(job, deadline=time.time(), lock=lock) is None
+        rcs: list[int | None] = []
+        call = threading.Thread(target=lambda: rcs.append(
+            real_data.run_psamf(job, deadline=None, lock=lock)))
+        call.start()
+        checkpoint = job.run_dir / "seed-0" / "checkpoint"
+        give_up = time.time() + 120
+        while not checkpoint.is_dir() and call.is_alive() and time.time() < give_up:
+            time.sleep(0.2)
+        for pid in _children(os.getpid()):
+            os.kill(pid, signal.SIGKILL)
+        call.join(timeout=60)
+        assert rcs == [-signal.SIGKILL], (job.run_dir / "seed-0").exists()
+        assert real_data.collect(job) is None
+        assert real_data.run_psamf(job, deadline=None, lock=lock) == 0
+    result = real_data.collect(job)
+    attempts = real_data._attempts(job.run_dir)
+    assert [a["rc"] for a in attempts] == [-signal.SIGKILL, 0]
+    assert result["attempts"] == 2 and result["wall_note"] == ""
+    assert result["wall_s"] == pytest.approx(sum(a["wall_s"] for a in attempts), abs=0.02)
+    assert attempts[0]["wall_s"] > 0 and result["wall_s"] > attempts[1]["wall_s"]
+    assert result["command"] == attempts[0]["command"]  # run.json's, as the queue ran it
+    assert result["resume_commands"] == [attempts[1]["command"]]
+    assert "--resume" in attempts[1]["command"] and "--resume" not in attempts[0]["command"]
+    assert result["git_commits"] == sorted({a["commit"] for a in attempts})
+    assert result["peak_rss_mib"] > 50 and result["test"]["mae"] >= 0
