@@ -31,12 +31,18 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from psamf.commands._args import add_command
 from psamf.errors import AlreadyExistsError, InputError
 
+if TYPE_CHECKING:
+    from psamf.training.distributed import World
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -216,7 +222,7 @@ def _train(args: argparse.Namespace) -> int:
             try:
                 prepared = _tell_others(world, make_run)
             except KeyboardInterrupt:
-                return _interrupted(folder)
+                return _interrupted(folder, world)
             log.info("run folder %s", folder)
         else:
             _follow_rank0(world)
@@ -252,7 +258,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tell_others(world, work):
+def _tell_others(world: World, work: Callable[[], T]) -> T:
     """Rank 0: run ``work`` and tell the other processes whether it succeeded (they wait)."""
     try:
         value = work()
@@ -263,25 +269,25 @@ def _tell_others(world, work):
     return value
 
 
-def _follow_rank0(world) -> None:
+def _follow_rank0(world: World) -> None:
     """The other ranks: wait for ``_tell_others``; when rank 0 failed (it prints why), stop."""
     if not world.broadcast(None):
         raise SystemExit(2)
 
 
-def _interrupted(folder: Path, world=None) -> int:
+def _interrupted(folder: Path, world: World | None = None) -> int:
     """Ctrl-C: the last checkpoint is on disk (writes are atomic); say how to go on from it."""
     from psamf.cli import INTERRUPTED
 
     if world is not None and not world.is_main:
-        return INTERRUPTED
-
+        return INTERRUPTED  # rank 0 says it once
     if not (folder / "run.json").is_file():  # stopped inside create_run's few milliseconds
         what = f"delete {folder} and start again" if folder.exists() else "nothing was written"
         print(f"psamf train: interrupted before the run folder was complete; {what}",
               file=sys.stderr)
         return INTERRUPTED
-    resume = shlex.join(["psamf", "train", "--resume", str(folder)])
+    processes = ["--nproc", str(world.size)] if world is not None and world.distributed else []
+    resume = shlex.join(["psamf", "train", "--resume", str(folder), *processes])
     print(f"psamf train: interrupted; continue from the last checkpoint with: {resume}",
           file=sys.stderr)
     return INTERRUPTED
