@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -123,22 +122,33 @@ def without_nproc(argv: list[str]) -> list[str]:
 
 
 def launch(argv: list[str], nproc: int) -> int:
-    """Run this command in ``nproc`` processes through torchrun on a free loopback port; return
-    its exit status (torchrun ends every process when one fails)."""
+    """Run this command in ``nproc`` processes on this machine through torchrun's launcher
+    (``torch.distributed.launcher``, what ``torchrun --standalone`` runs: a rendezvous on a free
+    loopback port); return the first failed process's exit status (the launcher ends the others),
+    its message already printed by that process, without torchrun's failure report."""
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
     from psamf.cli import INTERRUPTED
     from psamf.training.distributed import threads_per_process
 
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(threads_per_process(nproc)))  # else torchrun's 1
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc-per-node={nproc}", "-m", "psamf", *without_nproc(argv)]
-    log.info("launching %d processes: %s", nproc, shlex.join(command[1:]))
-    process = subprocess.Popen(command, env=env)
+    # torchrun would give each process 1 thread; cores // N, unless the user said otherwise
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_process(nproc)))
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc,
+                          run_id=str(uuid.uuid4()), rdzv_backend="c10d",
+                          rdzv_endpoint="localhost:0", max_restarts=0)
+    log.info("launching %d processes: psamf %s", nproc, shlex.join(without_nproc(argv)))
     try:
-        return process.wait()
-    except KeyboardInterrupt:  # the processes got the Ctrl-C too and say how to resume
-        process.wait()
+        elastic_launch(config, sys.executable)("-m", "psamf", *without_nproc(argv))
+    except ChildFailedError as err:
+        code = err.get_first_failure()[1].exitcode
+        return code if code > 0 else 128 - code  # killed by signal S: the shell's 128 + S
+    except KeyboardInterrupt:  # the processes got the Ctrl-C too; rank 0 says how to resume
         return INTERRUPTED
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
