@@ -17,8 +17,9 @@ refused run leaves nothing in --out. Ctrl-C stops with exit status 130 and print
 
 Distributed data parallel (``--nproc N`` or torchrun): gloo on CPU, NCCL on CUDA (one GPU per
 process); ``batch_size`` is the global batch, shared out so that N processes train on the batches
-one process does; metrics are computed over whole splits; only rank 0 writes. Each process gets
-cores // N torch threads unless OMP_NUM_THREADS is set. See docs/DESIGN.md, "Distributed".
+one process does; metrics are computed over whole splits; only rank 0 writes. With --nproc each
+process gets cores // N torch threads unless OMP_NUM_THREADS is set (torchrun alone sets 1). See
+docs/DESIGN.md, "Distributed data parallel".
 """
 
 from __future__ import annotations
@@ -128,10 +129,10 @@ def launch(argv: list[str], nproc: int) -> int:
     its message already printed by that process, without torchrun's failure report."""
     import uuid
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    from psamf.cli import INTERRUPTED
     from psamf.training.distributed import threads_per_process
 
     # torchrun would give each process 1 thread; cores // N, unless the user said otherwise
@@ -146,8 +147,8 @@ def launch(argv: list[str], nproc: int) -> int:
     except ChildFailedError as err:
         code = err.get_first_failure()[1].exitcode
         return code if code > 0 else 128 - code  # killed by signal S: the shell's 128 + S
-    except KeyboardInterrupt:  # the processes got the Ctrl-C too; rank 0 says how to resume
-        return INTERRUPTED
+    except SignalException as err:  # Ctrl-C reached the processes too; rank 0 says how to resume
+        return 128 + int(err.sigval)  # the shell's status for a process ended by that signal
     return 0
 
 

@@ -121,15 +121,17 @@ def threads_per_process(nproc: int) -> int:
 def init_world(device: str | None = "auto") -> World:
     """The World torchrun's environment describes (``WORLD_SIZE`` > 1), with the process group
     initialised; ``SINGLE`` when not launched by torchrun. ``device``: the configured device —
-    ``auto`` / ``cuda`` become this rank's GPU ``cuda:LOCAL_RANK``."""
+    ``auto`` / ``cuda`` become this rank's GPU ``cuda:LOCAL_RANK`` (``cuda:N`` is refused)."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return SINGLE
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     chosen = resolve_device(device)
     if chosen.type == "cuda":
-        if chosen.index is None:
-            chosen = torch.device("cuda", local_rank)
+        if chosen.index is not None:
+            raise InputError(f"device={device}: one GPU for {size} processes; use auto or cuda "
+                             "(each process takes GPU LOCAL_RANK; CUDA_VISIBLE_DEVICES picks them)")
+        chosen = torch.device("cuda", local_rank)
         torch.cuda.set_device(chosen)
     backend = "nccl" if chosen.type == "cuda" else "gloo"
     if not dist.is_initialized():
