@@ -76,6 +76,7 @@ def _subparser(parser: argparse.ArgumentParser, name: str | None) -> argparse.Ar
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parse(parser, argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as given (psamf train --nproc)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -8,10 +8,18 @@ Examples::
     psamf train --data mosi model.use_prefusion=false optim.encoder_lr=3e-5
     psamf train --resume runs/cpu-sample-psamf-20260101-120000
     psamf train --resume runs/my-run personality_encoder=/new/place/personality-minilm  # moved
+    psamf train --nproc 2 --data mosi             # DDP: 2 processes (torchrun), batch_size global
+    torchrun --nproc_per_node 4 -m psamf train --data mosi   # the same, launched by hand
 
 Every check (data, config, device, model construction) runs before the run folder is made, so a
 refused run leaves nothing in --out. Ctrl-C stops with exit status 130 and prints the
 ``--resume`` command that continues the run from its last checkpoint.
+
+Distributed data parallel (``--nproc N`` or torchrun): gloo on CPU, NCCL on CUDA (one GPU per
+process); ``batch_size`` is the global batch, shared out so that N processes train on the batches
+one process does; metrics are computed over whole splits; only rank 0 writes. With --nproc each
+process gets cores // N torch threads unless OMP_NUM_THREADS is set (torchrun alone sets 1). See
+docs/DESIGN.md, "Distributed data parallel".
 """
 
 from __future__ import annotations
@@ -19,15 +27,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from psamf.commands._args import add_command
 from psamf.errors import AlreadyExistsError, InputError
 
+if TYPE_CHECKING:
+    from psamf.training.distributed import World
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", type=Path, default=None, metavar="RUN",
                    help="continue an interrupted run folder (its saved config is used)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--nproc", default=None, metavar="N",
+                   help="train with N processes on this machine (DDP, launched through torchrun; "
+                        "batch_size stays the global batch); default: one process")
     p.set_defaults(func=run)
 
 
@@ -91,8 +109,66 @@ def preflight(prepared) -> None:
     build_model(prepared.config.model)
 
 
+def without_nproc(argv: list[str]) -> list[str]:
+    """``argv`` less ``--nproc N`` / ``--nproc=N`` (what each launched process is given)."""
+    out, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--nproc":
+            skip = True
+        elif not word.startswith("--nproc="):
+            out.append(word)
+    return out
+
+
+def launch(argv: list[str], nproc: int) -> int:
+    """Run this command in ``nproc`` processes on this machine through torchrun's launcher
+    (``torch.distributed.launcher``, what ``torchrun --standalone`` runs: a rendezvous on a free
+    loopback port); return the first failed process's exit status (the launcher ends the others),
+    its message already printed by that process, without torchrun's failure report."""
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    from psamf.training.distributed import threads_per_process
+
+    # torchrun would give each process 1 thread; cores // N, unless the user said otherwise
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_process(nproc)))
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc,
+                          run_id=str(uuid.uuid4()), rdzv_backend="c10d",
+                          rdzv_endpoint="localhost:0", max_restarts=0)
+    log.info("launching %d processes: psamf %s", nproc, shlex.join(without_nproc(argv)))
+    try:
+        elastic_launch(config, sys.executable)("-m", "psamf", *without_nproc(argv))
+    except ChildFailedError as err:
+        code = err.get_first_failure()[1].exitcode
+        return code if code > 0 else 128 - code  # killed by signal S: the shell's 128 + S
+    except SignalException as err:  # Ctrl-C reached the processes too; rank 0 says how to resume
+        return 128 + int(err.sigval)  # the shell's status for a process ended by that signal
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    from psamf.training.distributed import check_nproc
+
+    if args.nproc is not None:
+        nproc = check_nproc(args.nproc)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise InputError("--nproc: this process was already launched by torchrun; drop "
+                             "--nproc (torchrun's --nproc_per_node says how many)")
+        if nproc > 1:
+            build_config(args)  # a bad override is refused here, once, not by every process
+            return launch(args.argv, nproc)
+    return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     from psamf.device import resolve_device
+    from psamf.training.distributed import init_world
     from psamf.training.prepare import prepare
     from psamf.training.reports import SYNTHETIC_BANNER, markdown_table
     from psamf.training.run_info import load_average, record_session
@@ -122,39 +198,61 @@ def run(args: argparse.Namespace) -> int:
         folder = args.resume
         config = load_config(folder)  # a missing run folder is named before anything else
         check_writable(folder)
+        world = init_world(config.housekeeping.device)
         # made on a GPU machine, resumed on a CPU one
-        device = resolve_device(config.housekeeping.device)
-        prepared = prepare_for_run(folder, personality_encoder=moved_encoder)
+        device = world.device or resolve_device(config.housekeeping.device)
+        # rank 0 first (it fills the P cache the others then read); the others follow its fate
+        if world.is_main:
+            prepared = _tell_others(world, lambda: prepare_for_run(
+                folder, personality_encoder=moved_encoder))
+        else:
+            _follow_rank0(world)
+            prepared = prepare_for_run(folder, personality_encoder=moved_encoder)
         log.info("resuming run %s", folder)
     else:
         config = build_config(args)
-        name = args.name or default_run_name(config, time.strftime("%Y%m%d-%H%M%S"))
+        world = init_world(config.housekeeping.device)
+        # every process must write into one folder: rank 0's clock names it
+        name = world.broadcast(
+            args.name or default_run_name(config, time.strftime("%Y%m%d-%H%M%S")))
         folder = args.out / name
-        check_writable(args.out)
-        if folder.exists():
-            raise AlreadyExistsError(
-                f"{folder}: run folder already exists; continue it with --resume {folder} or "
-                "pass another --name"
-            )
-        # before minutes of data preparation, not after
-        device = resolve_device(config.housekeeping.device)
-        prepared = prepare(config)  # data problems surface before anything is written
-        preflight(prepared)
-        try:
-            create_run(folder, prepared.config, command=command, prepared=prepared)
-        except KeyboardInterrupt:
-            return _interrupted(folder)
-        log.info("run folder %s", folder)
-    print(prepared.dataset.summary())
-    used = {name: len(split) for name, split in prepared.raw.items()}
-    if any(used[name] != len(prepared.dataset.splits[name]) for name in used):
-        print("  used (data.limit_*): " + ", ".join(f"{k} {v}" for k, v in used.items()))
+        device = world.device or resolve_device(config.housekeeping.device)
+        if world.is_main:
+            def make_run():
+                check_writable(args.out)
+                if folder.exists():
+                    raise AlreadyExistsError(
+                        f"{folder}: run folder already exists; continue it with --resume "
+                        f"{folder} or pass another --name"
+                    )
+                prepared = prepare(config)  # data problems surface before anything is written
+                preflight(prepared)
+                create_run(folder, prepared.config, command=command, prepared=prepared)
+                return prepared
+
+            try:
+                prepared = _tell_others(world, make_run)
+            except KeyboardInterrupt:
+                return _interrupted(folder, world)
+            log.info("run folder %s", folder)
+        else:
+            _follow_rank0(world)
+            prepared = prepare(config)
+    if world.is_main:
+        print(prepared.dataset.summary())
+        used = {name: len(split) for name, split in prepared.raw.items()}
+        if any(used[name] != len(prepared.dataset.splits[name]) for name in used):
+            print("  used (data.limit_*): " + ", ".join(f"{k} {v}" for k, v in used.items()))
     try:
-        summary = train_run(folder, prepared)
+        summary = train_run(folder, prepared, world=world)
     except KeyboardInterrupt:
-        return _interrupted(folder)
+        return _interrupted(folder, world)
+    if not world.is_main:
+        world.close()
+        return 0
     record_session(folder, command=command, started=started, resumed=args.resume is not None,
-                   device=str(device), load_at_start=load_at_start)
+                   device=str(device), load_at_start=load_at_start, world_size=world.size)
+    world.close()
     print()
     if prepared.dataset.synthetic:
         print(f"*** {SYNTHETIC_BANNER} ***")
@@ -171,16 +269,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interrupted(folder: Path) -> int:
+def _tell_others(world: World, work: Callable[[], T]) -> T:
+    """Rank 0: run ``work`` and tell the other processes whether it succeeded (they wait)."""
+    try:
+        value = work()
+    except BaseException:
+        world.broadcast(False)
+        raise
+    world.broadcast(True)
+    return value
+
+
+def _follow_rank0(world: World) -> None:
+    """The other ranks: wait for ``_tell_others``; when rank 0 failed (it prints why), stop."""
+    if not world.broadcast(None):
+        raise SystemExit(2)
+
+
+def _interrupted(folder: Path, world: World | None = None) -> int:
     """Ctrl-C: the last checkpoint is on disk (writes are atomic); say how to go on from it."""
     from psamf.cli import INTERRUPTED
 
+    if world is not None and not world.is_main:
+        return INTERRUPTED  # rank 0 says it once
     if not (folder / "run.json").is_file():  # stopped inside create_run's few milliseconds
         what = f"delete {folder} and start again" if folder.exists() else "nothing was written"
         print(f"psamf train: interrupted before the run folder was complete; {what}",
               file=sys.stderr)
         return INTERRUPTED
-    resume = shlex.join(["psamf", "train", "--resume", str(folder)])
+    processes = ["--nproc", str(world.size)] if world is not None and world.distributed else []
+    resume = shlex.join(["psamf", "train", "--resume", str(folder), *processes])
     print(f"psamf train: interrupted; continue from the last checkpoint with: {resume}",
           file=sys.stderr)
     return INTERRUPTED

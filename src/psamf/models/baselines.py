@@ -6,6 +6,8 @@ as PSAMF (personality, audio and video are accepted and ignored) and the same co
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,6 +22,8 @@ from psamf.models.text_encoder import pool_tokens
 class TextFinetune(_TextModel):
     """Plain fine-tuning of ``config.text_encoder`` for sentiment regression."""
 
+    gathers_batch = True
+
     def __init__(self, config: PSAMFConfig) -> None:
         super().__init__()
         self._load_text_encoder(config)
@@ -32,6 +36,7 @@ class TextFinetune(_TextModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         labels: torch.Tensor | None = None,
+        gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
         **_unused: torch.Tensor | None,
     ) -> PSAMFOutput:
         last = self.text_encoder(input_ids, attention_mask)[-1]  # (B, L, H)
@@ -39,5 +44,6 @@ class TextFinetune(_TextModel):
         prediction = self.head(pooled).squeeze(-1)  # (B, 1) -> (B,)
         if labels is None:
             return PSAMFOutput(prediction=prediction)
-        task = F.l1_loss(prediction, labels.to(prediction.dtype))
+        g = gather or (lambda x: x)  # DDP: the mean over the global batch
+        task = F.l1_loss(g(prediction), g(labels.to(prediction.dtype)))
         return PSAMFOutput(prediction=prediction, loss=task, losses={"task": task})

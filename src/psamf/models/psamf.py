@@ -25,7 +25,7 @@ never holds the personality encoder, so it cannot train it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -54,8 +54,14 @@ class PSAMFOutput:
 
 
 class _TextModel(nn.Module):
-    """Shared by every registered model: config, text encoder, tokenizer, groups, init."""
+    """Shared by every registered model: config, text encoder, tokenizer, groups, init.
 
+    ``gathers_batch``: whether ``forward`` takes ``gather=`` (see ``psamf.training.distributed``),
+    a function from a rank's per-sample tensor to the global batch's, applied before every batch
+    reduction of the loss; a model without it trains under DDP on per-rank losses.
+    """
+
+    gathers_batch: bool = False
     config: PSAMFConfig
     text_encoder: TextEncoder
 
@@ -115,6 +121,8 @@ class _TextModel(nn.Module):
 @register_model("psamf", personality=True, modalities=("audio", "vision"))
 class PSAMF(_TextModel):
     """The PSA-MF model; every component is switched by ``config`` (see PSAMFConfig)."""
+
+    gathers_batch = True
 
     def __init__(self, config: PSAMFConfig) -> None:
         super().__init__()
@@ -196,11 +204,13 @@ class PSAMF(_TextModel):
         vision: torch.Tensor | None = None,
         vision_lengths: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> PSAMFOutput:
         """Prediction (B,) and, with ``labels``, the loss and its named terms.
 
         Contrastive terms (ccl, clm) need a batch of at least 2 and are left out otherwise.
-        Modalities the model was not built for are ignored.
+        Modalities the model was not built for are ignored. ``gather`` (DDP): the loss is computed
+        over the global batch it returns for each per-sample tensor; the prediction stays local.
         """
         if self.personality_dim is not None:
             personality = self._check_personality(personality, input_ids.shape[0])
@@ -221,16 +231,17 @@ class PSAMF(_TextModel):
         if labels is None:
             return PSAMFOutput(prediction=prediction)
 
-        labels = labels.to(prediction.dtype)
-        losses = {"task": F.l1_loss(prediction, labels)}
+        g = gather or (lambda x: x)  # every batch reduction below sees the global batch
+        labels = g(labels.to(prediction.dtype))
+        losses = {"task": F.l1_loss(g(prediction), labels)}
         if self.alignment is not None:
             # Aligning at layer N (after fusion) reads its L+E positions, like M does.
             align_mask = fused_mask if self.align_layer == len(states) - 1 else attention_mask
             c = pool_tokens(states[self.align_layer], align_mask, pooling)  # (B, H)
-            losses.update(self.alignment(c, personality, labels))
-        if self.clm is not None and tokens is not None and input_ids.shape[0] >= 2:
+            losses.update(self.alignment(g(c), g(personality), labels))
+        if self.clm is not None and tokens is not None and labels.shape[0] >= 2:
             s = pool_tokens(states[-2], attention_mask, pooling)  # layer N-1: (B, H)
-            losses["clm"] = self.clm(s, tokens)
+            losses["clm"] = self.clm(g(s), g(tokens))
         weights = {"task": 1.0, "ccl": self.config.w_ccl, "ps": self.config.w_ps,
                    "clm": self.config.w_clm}
         loss = sum(weights[name] * value for name, value in losses.items())

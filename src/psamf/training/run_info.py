@@ -1,10 +1,11 @@
 """What each ``psamf train`` call on a run folder cost and ran: ``run.json``'s ``sessions`` list.
 
 A run may take several calls (``--resume`` after a kill); each finished call appends one entry:
-the command, the code's git commit, the device, wall seconds, the peak memory it reached
-(process resident set; CUDA allocator peak when on a GPU), torch's thread count and the machine's
-load average at start and end (a shared machine's timings are read against it). Interrupted
-calls are not recorded: their time shows in the per-epoch seconds of ``metrics.json``.
+the command, the code's git commit, the device, the number of processes (``world_size``, DDP),
+wall seconds, the peak memory it reached (process resident set; CUDA allocator peak when on a
+GPU; rank 0's under DDP), torch's thread count and the machine's load average at start and end (a
+shared machine's timings are read against it). Interrupted calls are not recorded: their time
+shows in the per-epoch seconds of ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -49,10 +50,11 @@ def load_average() -> list[float] | None:
 
 def record_session(
     folder: str | Path, *, command: str, started: float, resumed: bool, device: str,
-    load_at_start: list[float] | None = None,
+    load_at_start: list[float] | None = None, world_size: int = 1,
 ) -> dict[str, Any]:
     """Append this call's entry to ``folder/run.json`` (``started``: its ``time.time()``;
-    ``load_at_start``: ``load_average()`` then)."""
+    ``load_at_start``: ``load_average()`` then; ``world_size``: DDP processes, rank 0's memory
+    and threads stand for each)."""
     import torch
 
     path = Path(folder) / "run.json"
@@ -62,6 +64,7 @@ def record_session(
         "git_commit": git_commit(),
         "resumed": resumed,
         "device": device,
+        "world_size": world_size,
         "wall_seconds": round(time.time() - started, 1),
         "peak_memory_mib": peak_memory_mib(),
         "threads": torch.get_num_threads(),

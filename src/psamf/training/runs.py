@@ -45,6 +45,7 @@ from psamf.io import write_json, write_text
 from psamf.metrics import grouped_regression_metrics
 from psamf.provenance import git_commit
 from psamf.training.config import TrainConfig
+from psamf.training.distributed import SINGLE, World
 from psamf.training.plots import write_plots
 from psamf.training.prepare import Prepared, prepare
 from psamf.training.records import SeedResult
@@ -280,11 +281,13 @@ def train_run(
     run: str | Path,
     prepared: Prepared,
     *,
-    rank: int = 0,
+    world: World = SINGLE,
     on_step: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Train (or finish) every seed of the run in ``run``; return the test summary."""
+    """Train (or finish) every seed of the run in ``run``; return the test summary (under DDP:
+    every rank trains, rank 0 writes and returns it, the others return {})."""
     run = Path(run)
+    rank = world.rank
     config = prepared.config
     header = f"**{SYNTHETIC_BANNER}**" if prepared.dataset.synthetic else ""
     header += f"\n\nRun `{run.name}`: dataset {prepared.dataset.name}, model "
@@ -298,7 +301,7 @@ def train_run(
             done.append(existing)
             continue
         folder = seed_dir(run, seed)
-        trainer = Trainer(config, prepared.splits, seed=seed, folder=folder, rank=rank,
+        trainer = Trainer(config, prepared.splits, seed=seed, folder=folder, world=world,
                           on_step=on_step)
         result = trainer.fit()
         result = dataclasses.replace(result, personality=_p_record(prepared),

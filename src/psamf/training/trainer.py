@@ -5,6 +5,10 @@ groups, gradient clipping, ReduceLROnPlateau and early stopping on validation MA
 checkpoint at every epoch end (and every K steps if asked) from which ``fit()`` resumes exactly,
 and the best-on-validation weights kept apart. The test split is evaluated once, at the end, on
 that checkpoint; every reported metric comes from it.
+
+Under torchrun (``world``, see ``psamf.training.distributed``) the same loop runs in every
+process on its share of each global batch, with the model wrapped in DDP; evaluation is shared out
+and gathered, and only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import clip_grad_norm_
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from tqdm.auto import tqdm
@@ -33,6 +38,7 @@ from psamf.metrics import regression_metrics
 from psamf.progress import bars_enabled
 from psamf.training.batching import EncodedSplit, batches_of, make_loader, to_device
 from psamf.training.config import TrainConfig
+from psamf.training.distributed import SINGLE, BatchGather, World, gather_in_order, share
 from psamf.training.loop import (
     BEST_DIR,
     CHECKPOINT_DIR,
@@ -83,13 +89,20 @@ def predict_split(
     batch_size: int,
     device: torch.device,
     timers: Timers | None = None,
+    world: World = SINGLE,
 ) -> np.ndarray:
-    """Predictions (N,) for a split, in order, in eval mode."""
+    """Predictions (N,) for a split, in order, in eval mode. Under DDP (``world``) the batches
+    are dealt round-robin to the ranks and every rank gets all predictions back; ``model`` is the
+    bare module, not the DDP wrapper (whose forward would sync buffers, a collective the ranks,
+    running different numbers of batches, could not match)."""
     was_training = model.training
     model.eval()
     start = time.perf_counter()
-    out = []
-    for batch in make_loader(data, batches_of(range(len(data)), batch_size), seed=0):
+    batches = batches_of(range(len(data)), batch_size)
+    numbers = range(world.rank, len(batches), world.size)
+    out: list[tuple[int, np.ndarray]] = []
+    loader = make_loader(data, [batches[i] for i in numbers], seed=0)
+    for number, batch in zip(numbers, loader, strict=True):
         batch = to_device(batch, device)
         batch["labels"] = None
         t0 = time.perf_counter()
@@ -97,11 +110,13 @@ def predict_split(
         _sync(device)
         if timers is not None:
             timers.eval_compute += time.perf_counter() - t0
-        out.append(pred.float().cpu())
+        out.append((number, pred.float().cpu().numpy()))
+    if world.distributed:
+        out = list(enumerate(gather_in_order(world, out)))
     if timers is not None:
         timers.eval_loop += time.perf_counter() - start
     model.train(was_training)
-    preds = torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+    preds = np.concatenate([p for _, p in out]) if out else np.zeros(0, dtype=np.float32)
     if not np.isfinite(preds).all():
         raise TrainingDivergedError("the model produced NaN/inf predictions; the weights diverged")
     return preds
@@ -109,16 +124,20 @@ def predict_split(
 
 def evaluate_split(
     model: torch.nn.Module, data: EncodedSplit, *, batch_size: int, device: torch.device,
-    timers: Timers | None = None,
+    timers: Timers | None = None, world: World = SINGLE,
 ) -> tuple[dict[str, float], np.ndarray]:
-    preds = predict_split(model, data, batch_size=batch_size, device=device, timers=timers)
+    """Metrics over the whole split (every rank's predictions, each sample once), and the
+    predictions."""
+    preds = predict_split(model, data, batch_size=batch_size, device=device, timers=timers,
+                          world=world)
     return regression_metrics(preds, data.labels.numpy()), preds
 
 
 class Trainer:
     """Train one seed of a run into ``folder`` (``runs/<name>/seed-<k>``).
 
-    ``rank``: only rank 0 writes files and logs, so the same code can later run under DDP.
+    ``world``: this process's place under torchrun (``SINGLE``: one process); only rank 0 writes
+    files and logs.
     ``on_step``: optional callback(global_step), e.g. for tests or external progress reporting.
     """
 
@@ -129,26 +148,43 @@ class Trainer:
         *,
         seed: int,
         folder: str | Path,
-        rank: int = 0,
+        world: World = SINGLE,
         on_step: Callable[[int], None] | None = None,
     ) -> None:
         self.config = config
         self.splits = splits
         self.seed = seed
         self.folder = Path(folder)
-        self.is_main = rank == 0
-        self.device = resolve_device(config.housekeeping.device)
+        self.world = world
+        self.is_main = world.is_main
+        self.device = world.device or resolve_device(config.housekeeping.device)
         self.timers = Timers()
         self.on_step = on_step
         self.eval_batch_size = config.eval_batch_size or config.batch_size
+        self._gathers = False  # whether the model takes gather= (set by fit)
 
     # --- building blocks -----------------------------------------------------------------------
 
-    def _build(self) -> tuple[torch.nn.Module, torch.optim.Optimizer, ReduceLROnPlateau]:
+    def _build(self) -> tuple[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer,
+                              ReduceLROnPlateau]:
+        """(the model, what the training steps call: the model or its DDP wrapper, optimizer,
+        scheduler). Every rank builds the same initial weights (same seed; DDP also broadcasts
+        rank 0's)."""
         from psamf.models import build_model
 
         set_seed(self.seed)
         model = build_model(self.config.model).to(self.device)
+        net: torch.nn.Module = model
+        if self.world.distributed:
+            if not getattr(model, "gathers_batch", False) and self.is_main:
+                log.warning("%s computes its losses per rank under DDP (no batch gather): %d "
+                            "processes do not train exactly what one process trains",
+                            self.config.model.model_type, self.world.size)
+            # find_unused_parameters: see psamf.training.distributed (batches of one, ablations)
+            net = DistributedDataParallel(
+                model, device_ids=[self.device] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )
         opt = self.config.optim
         groups = model.parameter_groups(
             encoder_lr=opt.encoder_lr, other_lr=opt.other_lr, weight_decay=opt.weight_decay
@@ -157,7 +193,7 @@ class Trainer:
         scheduler = ReduceLROnPlateau(
             optimizer, mode="min", factor=opt.plateau_factor, patience=opt.plateau_patience
         )
-        return model, optimizer, scheduler
+        return model, net, optimizer, scheduler
 
     def _save_checkpoint(self, model, optimizer, scheduler, loop: LoopState) -> None:
         if not self.is_main:
@@ -184,8 +220,17 @@ class Trainer:
 
     # --- the loop ------------------------------------------------------------------------------
 
-    def _train_step(self, model, optimizer, batch, loop: LoopState, epoch: int) -> None:
+    def _train_step(self, model, optimizer, batch, loop: LoopState, epoch: int,
+                    sizes: list[int] | None = None) -> None:
+        """One optimizer step; ``sizes``: every rank's share of the global batch (DDP; None:
+        this process holds all of it)."""
         batch = to_device(batch, self.device)  # data movement counts as overhead, not compute
+        if sizes is not None and self._gathers:
+            batch["gather"] = BatchGather(self.world, sizes)
+        if self.world.distributed:
+            # Dropout masks a pure function of (seed, step, rank): each rank draws its own, and a
+            # resumed run redraws them (the checkpoint holds rank 0's generator state only).
+            torch.manual_seed(self.seed * 1_000_003 + loop.global_step * 1_009 + self.world.rank)
         t0 = time.perf_counter()
         out = model(**batch)
         loss = out.loss
@@ -232,7 +277,7 @@ class Trainer:
         epoch = loop.epoch
         valid_start = time.perf_counter()
         valid, _ = evaluate_split(model, self.splits["valid"], batch_size=self.eval_batch_size,
-                                  device=self.device, timers=self.timers)
+                                  device=self.device, timers=self.timers, world=self.world)
         seconds = {"train": round(train_s, 3), "valid": round(time.perf_counter() - valid_start, 3)}
         lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
         scheduler.step(valid["mae"])
@@ -271,7 +316,8 @@ class Trainer:
     def fit(self) -> SeedResult:
         """Train (or resume) this seed and return its result (the run writes it to
         metrics.json)."""
-        model, optimizer, scheduler = self._build()
+        model, net, optimizer, scheduler = self._build()
+        self._gathers = bool(getattr(model, "gathers_batch", False))
         loop = LoopState()
         checkpoint = self.folder / CHECKPOINT_DIR
         if has_training_checkpoint(checkpoint):
@@ -288,20 +334,22 @@ class Trainer:
         try:
             while loop.epoch < self.config.epochs and not loop.stopped_early:
                 epoch = loop.epoch
+                # the global batches of one process; under DDP each rank takes its share of each
                 all_batches = batches_of(
                     epoch_order(len(train), seed=self.seed, epoch=epoch), self.config.batch_size
                 )
+                plans = [share(b, self.world) for b in all_batches[loop.step_in_epoch:]]
                 start, resumed_at_step = time.perf_counter(), loop.step_in_epoch
                 model.train()
                 loader = make_loader(
-                    train, all_batches[loop.step_in_epoch:], seed=self.seed * 7919 + epoch,
+                    train, [mine for mine, _ in plans], seed=self.seed * 7919 + epoch,
                     num_workers=self.config.housekeeping.num_workers,
                     pin_memory=self.device.type == "cuda",
                 )
                 bar = self._progress(len(all_batches), loop.step_in_epoch,
                                      f"seed {self.seed} epoch {epoch + 1}")
-                for batch in loader:
-                    self._train_step(model, optimizer, batch, loop, epoch)
+                for batch, (_, sizes) in zip(loader, plans, strict=True):
+                    self._train_step(net, optimizer, batch, loop, epoch, sizes)
                     loop.step_in_epoch += 1
                     loop.global_step += 1
                     bar.update(1)
@@ -331,11 +379,13 @@ class Trainer:
 
     def _finish(self, model, loop: LoopState) -> SeedResult:
         """Evaluate the best-on-validation weights on valid and test, once."""
+        self.world.barrier()  # rank 0 has written best/ before any rank reads it
         load_model_weights(model, best_weights_file(self.folder))
         metrics, predictions = {}, {}
         for split in ("valid", "test"):
             metrics[split], predictions[split] = evaluate_split(
-                model, self.splits[split], batch_size=self.eval_batch_size, device=self.device)
+                model, self.splits[split], batch_size=self.eval_batch_size, device=self.device,
+                world=self.world)
         return SeedResult(
             seed=self.seed, best_epoch=loop.best_epoch, epochs_run=loop.epoch,
             stopped_early=loop.stopped_early,
