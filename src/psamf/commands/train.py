@@ -8,6 +8,7 @@ Examples::
     psamf train --data mosi model.use_prefusion=false optim.encoder_lr=3e-5
     psamf train --resume runs/cpu-sample-psamf-20260101-120000
     psamf train --resume runs/my-run personality_encoder=/new/place/personality-minilm  # moved
+    psamf train --preset runs/tune/my-study/best_preset.yaml   # the best trial of psamf tune
 
 Every check (data, config, device, model construction) runs before the run folder is made, so a
 refused run leaves nothing in --out. Ctrl-C stops with exit status 130 and prints the
@@ -24,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from psamf.commands._args import add_command
+from psamf.commands._args import add_command, add_preset_argument
 from psamf.errors import AlreadyExistsError, InputError
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--root", default=None,
                    help="folder holding named datasets "
                         "(default $PSAMF_DATA_ROOT or ../shared/data)")
-    p.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
-                   help=f"starting settings (default {DEFAULT_PRESET})")
+    add_preset_argument(p, DEFAULT_PRESET, PRESETS)
     p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 1,2,3")
     p.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default runs/)")
     p.add_argument("--name", default=None, help="run folder name (default: preset-data-model-time)")
