@@ -75,7 +75,7 @@ def build_config(args: argparse.Namespace):
         flags["data.root"] = args.root
     if args.labels_encoding is not None:
         flags["data.labels_encoding"] = args.labels_encoding
-    if args.seeds is not None:
+    if getattr(args, "seeds", None) is not None:  # psamf tune has no --seeds
         flags.update(parse_overrides([f"seeds={args.seeds}"]))
     if args.no_progress:
         flags["progress"] = False
