@@ -28,10 +28,12 @@ log = logging.getLogger(__name__)
 
 BEST_PRESET = "best_preset.yaml"
 STUDY_RECORD = "study.json"
-PLOTS: dict[str, str] = {
-    "optimization_history.png": "plot_optimization_history",
-    "param_importances.png": "plot_param_importances",
-    "intermediate_values.png": "plot_intermediate_values",
+TARGET = "validation MAE"
+# file -> (optuna.visualization.matplotlib function, keyword arguments)
+PLOTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "optimization_history.png": ("plot_optimization_history", {"target_name": TARGET}),
+    "param_importances.png": ("plot_param_importances", {"target_name": TARGET}),
+    "intermediate_values.png": ("plot_intermediate_values", {}),
 }
 
 
@@ -82,11 +84,11 @@ def _plots(study: Any, folder: Path) -> None:
     plt = pyplot()  # the Agg backend before Optuna imports pyplot
     from optuna.visualization import matplotlib as optuna_plots
 
-    for name, function in PLOTS.items():
+    for name, (function, kwargs) in PLOTS.items():
         try:
             with warnings.catch_warnings():  # the matplotlib plots are marked experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                axes = getattr(optuna_plots, function)(study)
+                axes = getattr(optuna_plots, function)(study, **kwargs)
         except (ValueError, RuntimeError) as err:  # e.g. importances of a single complete trial
             log.info("%s not drawn: %s", name, err)
             continue
