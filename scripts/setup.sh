@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Creates .venv (if needed) and installs psamf with its test tools, the media stack (psamf
-# extract / predict --media) and the export stack (serve: onnx, onnxruntime), plus the Debian
-# packages the tests use. Idempotent and quiet.
+# extract / predict --media), the export stack (serve: onnx, onnxruntime) and Optuna (tune: psamf
+# tune), plus the Debian packages the tests use. Idempotent and quiet.
 # PYTHON selects the interpreter (default python3, >= 3.10). PSAMF_EXTRAS overrides the extras
-# (default dev,media,egemaps,serve; e.g. PSAMF_EXTRAS=dev for the light core alone).
+# (default dev,media,egemaps,serve,tune; e.g. PSAMF_EXTRAS=dev for the light core alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
-extras=${PSAMF_EXTRAS:-dev,media,egemaps,serve}
+extras=${PSAMF_EXTRAS:-dev,media,egemaps,serve,tune}
 
 # Debian packages: espeak-ng speaks the test clips; chromium + chromium-driver run the web page
 # in the serve tests. Installed only when missing, and only as root

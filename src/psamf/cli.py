@@ -21,7 +21,7 @@ from psamf.errors import PsamfError
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS: tuple[str, ...] = (
-    "data", "extract", "train", "evaluate", "predict", "export", "serve",
+    "data", "extract", "train", "tune", "evaluate", "predict", "export", "serve",
     "pretrain_personality",
 )
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 
 def add_command(
@@ -31,4 +32,15 @@ def add_encoder_override(parser: argparse.ArgumentParser) -> None:
         "--personality-encoder", default=None, metavar="PATH",
         help="a copy of the run's personality encoder, when the folder run.json recorded moved "
              "(refused unless its content identity is the one run.json records)",
+    )
+
+
+def add_preset_argument(parser: argparse.ArgumentParser, default: str, presets: Any) -> None:
+    """``--preset NAME|FILE``: a registered training preset or a preset file (a saved config,
+    e.g. ``psamf tune``'s ``best_preset.yaml``); checked by ``get_preset``."""
+    parser.add_argument(
+        "--preset", default=default, metavar="NAME|FILE",
+        help=f"starting settings: one of {', '.join(sorted(presets))} (default {default}), or a "
+             "preset file (.yaml: a run's config.yaml, or the best_preset.yaml psamf tune "
+             "exports)",
     )

@@ -10,6 +10,7 @@ Examples::
     psamf train --resume runs/my-run personality_encoder=/new/place/personality-minilm  # moved
     psamf train --nproc 2 --data mosi             # DDP: 2 processes (torchrun), batch_size global
     torchrun --nproc_per_node 4 -m psamf train --data mosi   # the same, launched by hand
+    psamf train --preset runs/tune/my-study/best_preset.yaml   # the best trial of psamf tune
 
 Every check (data, config, device, model construction) runs before the run folder is made, so a
 refused run leaves nothing in --out. Ctrl-C stops with exit status 130 and prints the
@@ -35,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from psamf.commands._args import add_command
+from psamf.commands._args import add_command, add_preset_argument
 from psamf.errors import AlreadyExistsError, InputError
 
 if TYPE_CHECKING:
@@ -63,8 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--root", default=None,
                    help="folder holding named datasets "
                         "(default $PSAMF_DATA_ROOT or ../shared/data)")
-    p.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
-                   help=f"starting settings (default {DEFAULT_PRESET})")
+    add_preset_argument(p, DEFAULT_PRESET, PRESETS)
     p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 1,2,3")
     p.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default runs/)")
     p.add_argument("--name", default=None, help="run folder name (default: preset-data-model-time)")
@@ -93,7 +93,7 @@ def build_config(args: argparse.Namespace):
         flags["data.root"] = args.root
     if args.labels_encoding is not None:
         flags["data.labels_encoding"] = args.labels_encoding
-    if args.seeds is not None:
+    if getattr(args, "seeds", None) is not None:  # psamf tune has no --seeds
         flags.update(parse_overrides([f"seeds={args.seeds}"]))
     if args.no_progress:
         flags["progress"] = False

@@ -394,24 +394,31 @@ def parse_overrides(items: list[str], cls: type | None = None) -> dict[str, Any]
     plain values or dataclasses of them, e.g. ``PretrainConfig``). For TrainConfig an old key
     (``device``, ``optim.lr_encoder``, see ALIASES) is returned under its current name."""
     cls = cls or TrainConfig
-    aliases = ALIASES if cls is TrainConfig else {}
-    types_top = _field_types(cls)
     parsed: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
             raise InputError(f"override {item!r} is not key=value; valid keys: {valid_keys(cls)}")
         key, text = item.split("=", 1)
-        key = aliases.get(key.strip(), key.strip())
-        head, _, tail = key.partition(".")
-        tp = types_top.get(head)
-        if tp is not None and dataclasses.is_dataclass(tp):
-            tp = _field_types(tp).get(tail) if tail else None
-        elif tail:
-            tp = None
-        if tp is None:
-            raise InputError(f"unknown config key {key!r}; valid keys: {valid_keys(cls)}")
+        key, tp = field_type(key, cls)
         parsed[key] = parse_value(text, tp, key)
     return parsed
+
+
+def field_type(key: str, cls: type | None = None) -> tuple[str, Any]:
+    """(current name, field type) of the dotted ``key`` of config class ``cls`` (default
+    TrainConfig; old names in ALIASES are accepted); an unknown key is refused with the valid
+    ones."""
+    cls = cls or TrainConfig
+    key = (ALIASES if cls is TrainConfig else {}).get(key.strip(), key.strip())
+    head, _, tail = key.partition(".")
+    tp = _field_types(cls).get(head)
+    if tp is not None and dataclasses.is_dataclass(tp):
+        tp = _field_types(tp).get(tail) if tail else None
+    elif tail:
+        tp = None
+    if tp is None:
+        raise InputError(f"unknown config key {key!r}; valid keys: {valid_keys(cls)}")
+    return key, tp
 
 
 def with_flags_and_overrides(config: Any, flags: dict[str, Any], overrides: list[str]) -> Any:

@@ -151,15 +151,21 @@ def prepare(
     dataset: MultimodalDataset | None = None,
     *,
     check_personality: Callable[[Any], None] | None = None,
+    test: bool = True,
 ) -> Prepared:
     """Load (or take) the dataset and return everything the trainer needs.
 
-    ``check_personality(encoder)``: see ``personality_embeddings``."""
+    ``check_personality(encoder)``: see ``personality_embeddings``. ``test=False``: the test split
+    is dropped as soon as the dataset is read (not tokenized, no P computed, absent from the
+    result), for a hyper-parameter search that must select on validation alone."""
     from psamf.backbones import resolve_backbone
 
     resolve_backbone(config.model.text_encoder)  # a missing backbone fails before any work
     if dataset is None:
         dataset = load_multimodal(config.data.name, config.data.root, config.data.labels_encoding)
+    if not test:
+        dataset = dataclasses.replace(
+            dataset, splits={k: v for k, v in dataset.splits.items() if k != "test"})
     splits = subset_splits(config, dataset)
     # The data-dependent widths, each filled once: audio / vision for the modalities the model
     # reads (its registry entry; none when text_only), then P's. A width the user set must match.

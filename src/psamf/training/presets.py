@@ -8,13 +8,16 @@ pins every field below to the spec. The cpu preset's plateau patience (1) and ea
 are ours, sized for minutes on a CPU.
 
 The CLI's ``--preset`` choices come from ``PRESETS``; add a preset by decorating a function with
-``@preset("name")``. Every setting of a preset can still be changed with ``key=value`` overrides.
+``@preset("name")``. ``--preset`` also takes a preset file: a saved config in the layout of a run
+folder's ``config.yaml`` (``psamf tune`` exports its best trial as one). Every setting of a preset
+can still be changed with ``key=value`` overrides.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from psamf.errors import InputError
@@ -23,6 +26,7 @@ from psamf.training.config import DataConfig, HousekeepingConfig, OptimConfig, T
 
 PRESETS: dict[str, Callable[[], TrainConfig]] = {}
 DEFAULT_PRESET = "cpu"
+PRESET_FILE_SUFFIXES: tuple[str, ...] = (".yaml", ".yml")
 
 
 def preset(name: str) -> Callable[[Callable[[], TrainConfig]], Callable[[], TrainConfig]]:
@@ -37,11 +41,21 @@ def preset(name: str) -> Callable[[Callable[[], TrainConfig]], Callable[[], Trai
     return register
 
 
+def is_preset_file(name: str) -> bool:
+    """Whether ``name`` names a preset file rather than a registered preset."""
+    return name.endswith(PRESET_FILE_SUFFIXES) or Path(name).is_file()
+
+
 def get_preset(name: str) -> TrainConfig:
-    """The config of preset ``name``; unknown names are refused with the known ones."""
-    if name not in PRESETS:
-        raise InputError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[name]()
+    """The config of preset ``name``: a registered name, or a preset file (a ``config.yaml``
+    as every run folder holds, e.g. the best trial ``psamf tune`` exports); unknown names are
+    refused with the known ones."""
+    if name in PRESETS:
+        return PRESETS[name]()
+    if is_preset_file(name):
+        return TrainConfig.load(name)  # the saved-config layout: one config style
+    raise InputError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)} or give a "
+                     "preset file (FILE.yaml)")
 
 
 @preset("cpu")

@@ -46,10 +46,10 @@ from psamf.metrics import grouped_regression_metrics
 from psamf.provenance import git_commit
 from psamf.training.config import TrainConfig
 from psamf.training.distributed import SINGLE, World
-from psamf.training.plots import write_plots
+from psamf.training.plots import curves, write_plots
 from psamf.training.prepare import Prepared, prepare
-from psamf.training.records import SeedResult
-from psamf.training.reports import SYNTHETIC_BANNER, write_summary
+from psamf.training.records import EpochRecord, SeedResult
+from psamf.training.reports import SYNTHETIC_BANNER, summarize, write_summary
 from psamf.training.trainer import BEST_DIR, CHECKPOINT_DIR, METRICS_FILE, Trainer
 
 if TYPE_CHECKING:
@@ -228,6 +228,12 @@ def load_config(run: str | Path) -> TrainConfig:
 
 
 def _write_seed_outputs(folder: Path, result: SeedResult, prepared: Prepared, name: str) -> None:
+    if not result.test:  # trained without the test split (a tuning trial): no test outputs
+        record = result.to_dict()
+        curves(folder / "learning_curves.png", record["history"], f"{name}: learning curves")
+        write_json(folder / METRICS_FILE, record)
+        shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
+        return
     preds = result.predictions
     test = prepared.raw["test"]
     buffer = io.StringIO()
@@ -283,9 +289,16 @@ def train_run(
     *,
     world: World = SINGLE,
     on_step: Callable[[int], None] | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    evaluate_test: bool = True,
 ) -> dict[str, Any]:
     """Train (or finish) every seed of the run in ``run``; return the test summary (under DDP:
-    every rank trains, rank 0 writes and returns it, the others return {})."""
+    every rank trains, rank 0 writes and returns it, the others return {}).
+
+    ``on_epoch``: see ``Trainer``. ``evaluate_test=False`` (hyper-parameter search): the test
+    split is never evaluated (``prepared`` may lack it), each seed folder gets ``metrics.json``
+    (empty ``test``) and its learning curves but no test predictions or summary files, and the
+    validation summary is returned instead."""
     run = Path(run)
     rank = world.rank
     config = prepared.config
@@ -302,20 +315,26 @@ def train_run(
             continue
         folder = seed_dir(run, seed)
         trainer = Trainer(config, prepared.splits, seed=seed, folder=folder, world=world,
-                          on_step=on_step)
+                          on_step=on_step, on_epoch=on_epoch, evaluate_test=evaluate_test)
         result = trainer.fit()
         result = dataclasses.replace(result, personality=_p_record(prepared),
                                      test_by_dataset=_test_by_dataset(prepared, result))
         if rank == 0:
             _write_seed_outputs(folder, result, prepared, f"{run.name} seed {seed}")
+        if rank == 0 and not evaluate_test:
+            log.info("seed %d: valid MAE %.4f (best epoch %d; test not evaluated)", seed,
+                     result.valid["mae"], result.best_epoch)
+        elif rank == 0:
             log.info("seed %d: test MAE %.4f, Acc-2 non0 %.2f (best epoch %d)", seed,
                      result.test["mae"], result.test["acc2_non0"], result.best_epoch)
             for part, metrics in (result.test_by_dataset or {}).items():
                 log.info("seed %d: test on %s alone (%d): MAE %.4f, Acc-2 non0 %.2f", seed,
                          part, metrics["utterances"], metrics["mae"], metrics["acc2_non0"])
         done.append(result.to_dict())  # as metrics.json holds it, like the seeds read back
-        if rank == 0:
+        if rank == 0 and evaluate_test:
             summary = _write_summary(run, done, prepared, header.strip())
+    if not evaluate_test:
+        return summarize(done, "valid")
     if rank == 0 and not summary:
         summary = _write_summary(run, done, prepared, header.strip())
     return summary

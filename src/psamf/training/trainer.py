@@ -139,6 +139,10 @@ class Trainer:
     ``world``: this process's place under torchrun (``SINGLE``: one process); only rank 0 writes
     files and logs.
     ``on_step``: optional callback(global_step), e.g. for tests or external progress reporting.
+    ``on_epoch``: optional callback(EpochRecord) after each epoch is validated and saved (a
+    hyper-parameter search reports the validation MAE and may stop the trial by raising).
+    ``evaluate_test``: False = the test split is never touched (``splits`` need not hold it; the
+    result's ``test`` is empty): a hyper-parameter search selects on validation only.
     """
 
     def __init__(
@@ -150,6 +154,8 @@ class Trainer:
         folder: str | Path,
         world: World = SINGLE,
         on_step: Callable[[int], None] | None = None,
+        on_epoch: Callable[[EpochRecord], None] | None = None,
+        evaluate_test: bool = True,
     ) -> None:
         self.config = config
         self.splits = splits
@@ -160,6 +166,8 @@ class Trainer:
         self.device = world.device or resolve_device(config.housekeeping.device)
         self.timers = Timers()
         self.on_step = on_step
+        self.on_epoch = on_epoch
+        self.evaluate_test = evaluate_test
         self.eval_batch_size = config.eval_batch_size or config.batch_size
         self._gathers = False  # whether the model takes gather= (set by fit)
 
@@ -371,6 +379,8 @@ class Trainer:
                 if self.is_main:  # the epoch line comes before these writes; this one after
                     log.info("seed %d: epoch %d saved; stopping now resumes after it",
                              self.seed, loop.epoch)
+                if self.on_epoch is not None:
+                    self.on_epoch(EpochRecord.from_dict(loop.history[-1]))
         finally:
             if writer is not None:
                 writer.close()
@@ -378,11 +388,12 @@ class Trainer:
         return self._finish(model, loop)
 
     def _finish(self, model, loop: LoopState) -> SeedResult:
-        """Evaluate the best-on-validation weights on valid and test, once."""
+        """Evaluate the best-on-validation weights on valid and (unless ``evaluate_test`` is
+        False) test, once."""
         self.world.barrier()  # rank 0 has written best/ before any rank reads it
         load_model_weights(model, best_weights_file(self.folder))
-        metrics, predictions = {}, {}
-        for split in ("valid", "test"):
+        metrics, predictions = {"test": {}}, {}
+        for split in ("valid", "test") if self.evaluate_test else ("valid",):
             metrics[split], predictions[split] = evaluate_split(
                 model, self.splits[split], batch_size=self.eval_batch_size, device=self.device,
                 world=self.world)
