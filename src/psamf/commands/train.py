@@ -9,7 +9,7 @@ Examples::
     psamf train --resume runs/cpu-sample-psamf-20260101-120000
     psamf train --resume runs/my-run personality_encoder=/new/place/personality-minilm  # moved
 
-Every check (data, config, device, model construction) runs before the run folder is made, so a
+Every check (data, config, device and its precision, model construction) runs before the run folder is made, so a
 refused run leaves nothing in --out. Ctrl-C stops with exit status 130 and prints the
 ``--resume`` command that continues the run from its last checkpoint.
 """
@@ -91,6 +91,14 @@ def preflight(prepared) -> None:
     build_model(prepared.config.model)
 
 
+def check_device_settings(config, device) -> None:
+    """housekeeping.precision / .compile against the resolved device (fp16 on a CPU, say)."""
+    from psamf.training.precision import check_compile, check_precision
+
+    check_precision(config.housekeeping.precision, device)
+    check_compile(config.housekeeping.compile, device)
+
+
 def run(args: argparse.Namespace) -> int:
     from psamf.device import resolve_device
     from psamf.training.prepare import prepare
@@ -124,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(folder)
         # made on a GPU machine, resumed on a CPU one
         device = resolve_device(config.housekeeping.device)
+        check_device_settings(config, device)
         prepared = prepare_for_run(folder, personality_encoder=moved_encoder)
         log.info("resuming run %s", folder)
     else:
@@ -138,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
             )
         # before minutes of data preparation, not after
         device = resolve_device(config.housekeeping.device)
+        check_device_settings(config, device)
         prepared = prepare(config)  # data problems surface before anything is written
         preflight(prepared)
         try:

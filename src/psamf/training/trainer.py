@@ -44,6 +44,13 @@ from psamf.training.loop import (
     save_best,
     set_seed,
 )
+from psamf.training.precision import (
+    autocast,
+    check_compile,
+    check_precision,
+    compile_model,
+    grad_scaler,
+)
 from psamf.training.records import EpochRecord, SeedResult
 
 log = logging.getLogger(__name__)
@@ -83,8 +90,10 @@ def predict_split(
     batch_size: int,
     device: torch.device,
     timers: Timers | None = None,
+    precision: str = "fp32",
 ) -> np.ndarray:
-    """Predictions (N,) for a split, in order, in eval mode."""
+    """Predictions (N,) for a split, in order, in eval mode; fp32 whatever ``precision`` the
+    forward pass autocasts to."""
     was_training = model.training
     model.eval()
     start = time.perf_counter()
@@ -93,7 +102,8 @@ def predict_split(
         batch = to_device(batch, device)
         batch["labels"] = None
         t0 = time.perf_counter()
-        pred = model(**batch).prediction
+        with autocast(precision, device):
+            pred = model(**batch).prediction
         _sync(device)
         if timers is not None:
             timers.eval_compute += time.perf_counter() - t0
@@ -109,9 +119,10 @@ def predict_split(
 
 def evaluate_split(
     model: torch.nn.Module, data: EncodedSplit, *, batch_size: int, device: torch.device,
-    timers: Timers | None = None,
+    timers: Timers | None = None, precision: str = "fp32",
 ) -> tuple[dict[str, float], np.ndarray]:
-    preds = predict_split(model, data, batch_size=batch_size, device=device, timers=timers)
+    preds = predict_split(model, data, batch_size=batch_size, device=device, timers=timers,
+                          precision=precision)
     return regression_metrics(preds, data.labels.numpy()), preds
 
 
@@ -138,6 +149,9 @@ class Trainer:
         self.folder = Path(folder)
         self.is_main = rank == 0
         self.device = resolve_device(config.housekeeping.device)
+        self.precision = config.housekeeping.precision
+        check_precision(self.precision, self.device)
+        check_compile(config.housekeeping.compile, self.device)
         self.timers = Timers()
         self.on_step = on_step
         self.eval_batch_size = config.eval_batch_size or config.batch_size
@@ -149,6 +163,8 @@ class Trainer:
 
         set_seed(self.seed)
         model = build_model(self.config.model).to(self.device)
+        compile_model(model, self.config.housekeeping.compile)
+        self.scaler = grad_scaler(self.precision, self.device)  # checkpointed with the optimizer
         opt = self.config.optim
         groups = model.parameter_groups(
             encoder_lr=opt.encoder_lr, other_lr=opt.other_lr, weight_decay=opt.weight_decay
@@ -165,7 +181,7 @@ class Trainer:
         start = time.perf_counter()
         save_training_checkpoint(
             self.folder / CHECKPOINT_DIR, model=model, optimizer=optimizer, scheduler=scheduler,
-            loop_state=loop.to_dict(),
+            loop_state=loop.to_dict(), grad_scaler=self.scaler,
         )
         self.timers.checkpoint += time.perf_counter() - start
 
@@ -187,7 +203,8 @@ class Trainer:
     def _train_step(self, model, optimizer, batch, loop: LoopState, epoch: int) -> None:
         batch = to_device(batch, self.device)  # data movement counts as overhead, not compute
         t0 = time.perf_counter()
-        out = model(**batch)
+        with autocast(self.precision, self.device):
+            out = model(**batch)
         loss = out.loss
         if loss is None or not torch.isfinite(loss):
             check_loss(loss, epoch=epoch, step=loop.step_in_epoch,
@@ -195,10 +212,14 @@ class Trainer:
                        fix="lower optim.encoder_lr / optim.other_lr, keep optim.grad_clip > 0, "
                            "or check the data")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # The scaler is a pass-through except for fp16: scale, unscale before clipping, and
+        # skip the step (lowering the scale) when the gradients overflowed.
+        self.scaler.scale(loss).backward()
         if self.config.optim.grad_clip > 0:
+            self.scaler.unscale_(optimizer)
             clip_grad_norm_(model.parameters(), self.config.optim.grad_clip)
-        optimizer.step()
+        self.scaler.step(optimizer)
+        self.scaler.update()
         _sync(self.device)
         self.timers.compute += time.perf_counter() - t0
         sums = loop.sums
@@ -232,7 +253,8 @@ class Trainer:
         epoch = loop.epoch
         valid_start = time.perf_counter()
         valid, _ = evaluate_split(model, self.splits["valid"], batch_size=self.eval_batch_size,
-                                  device=self.device, timers=self.timers)
+                                  device=self.device, timers=self.timers,
+                                  precision=self.precision)
         seconds = {"train": round(train_s, 3), "valid": round(time.perf_counter() - valid_start, 3)}
         lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
         scheduler.step(valid["mae"])
@@ -276,7 +298,8 @@ class Trainer:
         checkpoint = self.folder / CHECKPOINT_DIR
         if has_training_checkpoint(checkpoint):
             loop = LoopState.from_dict(load_training_checkpoint(
-                checkpoint, model=model, optimizer=optimizer, scheduler=scheduler
+                checkpoint, model=model, optimizer=optimizer, scheduler=scheduler,
+                grad_scaler=self.scaler,
             ))
             log.info("seed %d: resuming after epoch %d, step %d", self.seed, loop.epoch,
                      loop.step_in_epoch)
@@ -335,7 +358,8 @@ class Trainer:
         metrics, predictions = {}, {}
         for split in ("valid", "test"):
             metrics[split], predictions[split] = evaluate_split(
-                model, self.splits[split], batch_size=self.eval_batch_size, device=self.device)
+                model, self.splits[split], batch_size=self.eval_batch_size, device=self.device,
+                precision=self.precision)
         return SeedResult(
             seed=self.seed, best_epoch=loop.best_epoch, epochs_run=loop.epoch,
             stopped_early=loop.stopped_early,
