@@ -4,12 +4,13 @@ A *model* checkpoint is ``model.safetensors`` (the state dict). A *training* che
 ``checkpoint/`` with ``model.safetensors``, ``optimizer.safetensors`` (Adam's per-parameter state
 flattened to ``state.<param index>.<name>``), ``rng.safetensors`` (torch CPU / CUDA generator
 states) and ``state.json`` (optimizer hyper-parameters, scheduler, early stopping, loop position,
-Python and numpy RNG states, and the fp16 gradient scaler's scale when there is one), plus any extra tensor files a loop keeps there (personality
-recipes keep best weights in ``best/`` beside it). Both training loops (PSA-MF training
-and personality pretraining) use this one module. Nothing is pickled, so a checkpoint can be loaded
-without trusting it. Every tensor file carries a SHA-256 of its tensors, checked on load
-(``load_tensors``), and model weights are refused when they hold NaN/inf: psamf never saves such
-weights, so on load they mean a damaged file, not a training problem.
+Python and numpy RNG states, the fp16 gradient scaler's state when there is one), plus any extra
+tensor files a loop keeps there (personality recipes keep best weights in ``best/`` beside it).
+Both training loops (PSA-MF training and personality pretraining) use this one module. Nothing is
+pickled, so a checkpoint can be loaded without trusting it. Every tensor file carries a SHA-256
+of its tensors, checked on load (``load_tensors``), and model weights are refused when they hold
+NaN/inf: psamf never saves such weights, so on load they mean a damaged file, not a training
+problem.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ Examples::
     psamf train --resume runs/cpu-sample-psamf-20260101-120000
     psamf train --resume runs/my-run personality_encoder=/new/place/personality-minilm  # moved
 
-Every check (data, config, device and its precision, model construction) runs before the run folder is made, so a
-refused run leaves nothing in --out. Ctrl-C stops with exit status 130 and prints the
-``--resume`` command that continues the run from its last checkpoint.
+Every check (data, config, device and its precision, model construction) runs before the run
+folder is made, so a refused run leaves nothing in --out. Ctrl-C stops with exit status 130 and
+prints the ``--resume`` command that continues the run from its last checkpoint.
 """
 
 from __future__ import annotations
