@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="Overrides are KEY=VALUE with dotted keys, anywhere among the options, e.g. "
                "epochs=3 model.align_layer=4 optim.encoder_lr=3e-5 data.limit_train=64; an "
                "unknown key lists the valid ones. "
-               f"model.model_type is one of: {', '.join(list_models())}.",
+               f"model.model_type is one of: {', '.join(list_models())}. "
+               "precision=fp32|bf16|fp16 (default fp32; fp16 on CUDA only) autocasts forward "
+               "and loss; compile=true compiles the model with torch.compile.",
     )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.add_argument("--data", default=None,
