@@ -18,7 +18,13 @@ from psamf.checkpointing import load_training_checkpoint, save_training_checkpoi
 from psamf.cli import main
 from psamf.errors import InputError
 from psamf.training import Trainer, apply_overrides, get_preset, prepare
-from psamf.training.precision import check_compile, check_precision, compile_model, grad_scaler
+from psamf.training.precision import (
+    autocast,
+    check_compile,
+    check_precision,
+    compile_model,
+    grad_scaler,
+)
 
 
 def _fit(tmp_path, name: str, **extra: str):
@@ -48,6 +54,23 @@ def test_fp16_on_the_cpu_is_refused_in_one_line_before_anything_is_written(tmp_p
     assert rc == 2
     assert len(err.splitlines()) == 1 and "fp16 needs a CUDA device" in err and "bf16" in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_under_bf16_autocast_every_loss_term_is_fp32(tmp_path):
+    from psamf.models import PSAMFConfig, build_model
+
+    encoder = tiny_encoder(tmp_path / "tiny")
+    model = build_model(PSAMFConfig(text_encoder=encoder, audio_dim=5, fusion_hidden=32,
+                                    head_hidden=16, av_hidden=16, contrastive_dim=16))
+    batch = {"input_ids": torch.randint(1000, 2000, (4, 10)),
+             "attention_mask": torch.ones(4, 10, dtype=torch.long),
+             "personality": torch.randn(4, 32), "audio": torch.randn(4, 1, 5),
+             "audio_lengths": torch.ones(4, dtype=torch.long), "labels": torch.randn(4)}
+    with autocast("bf16", torch.device("cpu")):
+        out = model(**batch)
+    assert out.prediction.dtype == torch.bfloat16  # autocast is on (predict_split casts back)
+    assert {name: loss.dtype for name, loss in out.losses.items()} == dict.fromkeys(
+        ("task", "ccl", "ps", "clm"), torch.float32)
 
 
 def test_an_unknown_precision_is_refused_with_the_choices():
