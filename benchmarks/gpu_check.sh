@@ -112,7 +112,7 @@ if [ ${#encoders[@]} -gt 0 ]; then
 else
   skip steps "no encoder: ${missing[*]-}"; skip amp "no encoder: ${missing[*]-}"
 fi
-xdist=(); "$py" -c 'import xdist' 2>/dev/null && xdist=(-n 4)
+xdist=(); "$py" -c 'import xdist' 2>/dev/null && xdist=(-n 4 --dist loadfile)
 part tests "${T_TESTS:-120}" env PSAMF_TEST_DEVICE=cuda "$py" -m pytest -q -p no:cacheprovider \
   "${xdist[@]+"${xdist[@]}"}" tests
 
