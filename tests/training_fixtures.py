@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from model_fixtures import make_tiny_bert
+
+# PSAMF_TEST_DEVICE=cuda runs the training tests on that device (benchmarks/gpu_check.sh sets it);
+# unset, runs use housekeeping.device=auto.
+TEST_DEVICE_ENV = "PSAMF_TEST_DEVICE"
 
 
 def tiny_encoder(folder: Path, *, seed: int = 0) -> str:
@@ -31,6 +36,7 @@ def fast_overrides(encoder: str, cache: Path, **extra: object) -> list[str]:
         "data.limit_test": 32,
         "batch_size": 16,
         "epochs": 2,
+        **({"device": os.environ[TEST_DEVICE_ENV]} if os.environ.get(TEST_DEVICE_ENV) else {}),
         **extra,
     }
     return [f"{k}={v}" for k, v in settings.items()]

@@ -4,12 +4,13 @@ A *model* checkpoint is ``model.safetensors`` (the state dict). A *training* che
 ``checkpoint/`` with ``model.safetensors``, ``optimizer.safetensors`` (Adam's per-parameter state
 flattened to ``state.<param index>.<name>``), ``rng.safetensors`` (torch CPU / CUDA generator
 states) and ``state.json`` (optimizer hyper-parameters, scheduler, early stopping, loop position,
-Python and numpy RNG states), plus any extra tensor files a loop keeps there (personality
-recipes keep best weights in ``best/`` beside it). Both training loops (PSA-MF training
-and personality pretraining) use this one module. Nothing is pickled, so a checkpoint can be loaded
-without trusting it. Every tensor file carries a SHA-256 of its tensors, checked on load
-(``load_tensors``), and model weights are refused when they hold NaN/inf: psamf never saves such
-weights, so on load they mean a damaged file, not a training problem.
+Python and numpy RNG states, the fp16 gradient scaler's state when there is one), plus any extra
+tensor files a loop keeps there (personality recipes keep best weights in ``best/`` beside it).
+Both training loops (PSA-MF training and personality pretraining) use this one module. Nothing is
+pickled, so a checkpoint can be loaded without trusting it. Every tensor file carries a SHA-256
+of its tensors, checked on load (``load_tensors``), and model weights are refused when they hold
+NaN/inf: psamf never saves such weights, so on load they mean a damaged file, not a training
+problem.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def save_training_checkpoint(
     scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
     loop_state: dict[str, Any],
     extra_tensors: Mapping[str, dict[str, torch.Tensor] | None] | None = None,
+    grad_scaler: torch.amp.GradScaler | None = None,
 ) -> None:
     """Write the whole training state into ``folder``, replacing it atomically.
 
@@ -109,6 +111,8 @@ def save_training_checkpoint(
                 "optimizer": opt_meta,
                 "scheduler": scheduler.state_dict(),
                 "rng": rng_scalars,
+                # all scalars; {} for a disabled scaler (fp32 / bf16)
+                "grad_scaler": grad_scaler.state_dict() if grad_scaler is not None else {},
             },
         )
 
@@ -119,8 +123,11 @@ def load_training_checkpoint(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
+    grad_scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, Any]:
-    """Restore model, optimizer, scheduler and RNGs from ``folder``; return the loop state."""
+    """Restore model, optimizer, scheduler, RNGs and (when both sides have one) the gradient
+    scaler from ``folder``; return the loop state. Checkpoints written before the scaler was
+    saved load as if it had none: an enabled scaler then starts from its initial scale."""
     folder = Path(folder)
     state_path = folder / STATE_FILE
     if not state_path.is_file():
@@ -139,6 +146,8 @@ def load_training_checkpoint(
     except (KeyError, ValueError) as err:
         raise InputError(f"{folder}: optimizer state does not fit this model ({err})") from err
     scheduler.load_state_dict(state["scheduler"])
+    if grad_scaler is not None and grad_scaler.is_enabled() and state.get("grad_scaler"):
+        grad_scaler.load_state_dict(state["grad_scaler"])
     set_rng_state(load_tensors(folder / "rng.safetensors"), state["rng"])
     return state["loop"]
 

@@ -12,9 +12,9 @@ Examples::
     torchrun --nproc_per_node 4 -m psamf train --data mosi   # the same, launched by hand
     psamf train --preset runs/tune/my-study/best_preset.yaml   # the best trial of psamf tune
 
-Every check (data, config, device, model construction) runs before the run folder is made, so a
-refused run leaves nothing in --out. Ctrl-C stops with exit status 130 and prints the
-``--resume`` command that continues the run from its last checkpoint.
+Every check (data, config, device and its precision, model construction) runs before the run
+folder is made, so a refused run leaves nothing in --out. Ctrl-C stops with exit status 130 and
+prints the ``--resume`` command that continues the run from its last checkpoint.
 
 Distributed data parallel (``--nproc N`` or torchrun): gloo on CPU, NCCL on CUDA (one GPU per
 process); ``batch_size`` is the global batch, shared out so that N processes train on the batches
@@ -56,7 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="Overrides are KEY=VALUE with dotted keys, anywhere among the options, e.g. "
                "epochs=3 model.align_layer=4 optim.encoder_lr=3e-5 data.limit_train=64; an "
                "unknown key lists the valid ones. "
-               f"model.model_type is one of: {', '.join(list_models())}.",
+               f"model.model_type is one of: {', '.join(list_models())}. "
+               "precision=fp32|bf16|fp16 (default fp32; fp16 on CUDA only) autocasts forward "
+               "and loss; compile=true compiles the model with torch.compile.",
     )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.add_argument("--data", default=None,
@@ -152,6 +154,14 @@ def launch(argv: list[str], nproc: int) -> int:
     return 0
 
 
+def check_device_settings(config, device) -> None:
+    """housekeeping.precision / .compile against the resolved device (fp16 on a CPU, say)."""
+    from psamf.training.precision import check_compile, check_precision
+
+    check_precision(config.housekeeping.precision, device)
+    check_compile(config.housekeeping.compile, device)
+
+
 def run(args: argparse.Namespace) -> int:
     from psamf.training.distributed import check_nproc
 
@@ -201,6 +211,7 @@ def _train(args: argparse.Namespace) -> int:
         world = init_world(config.housekeeping.device)
         # made on a GPU machine, resumed on a CPU one
         device = world.device or resolve_device(config.housekeeping.device)
+        check_device_settings(config, device)
         # rank 0 first (it fills the P cache the others then read); the others follow its fate
         if world.is_main:
             prepared = _tell_others(world, lambda: prepare_for_run(
@@ -216,7 +227,9 @@ def _train(args: argparse.Namespace) -> int:
         name = world.broadcast(
             args.name or default_run_name(config, time.strftime("%Y%m%d-%H%M%S")))
         folder = args.out / name
+        # before minutes of data preparation, not after
         device = world.device or resolve_device(config.housekeeping.device)
+        check_device_settings(config, device)
         if world.is_main:
             def make_run():
                 check_writable(args.out)

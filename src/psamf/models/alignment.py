@@ -58,6 +58,7 @@ class PersonalityAlignment(nn.Module):
         if c.shape[0] >= 2:
             losses["ccl"] = d * self.contrastive(z1, p)
         if self.sentiment is not None and self.probe is not None:
-            probe = self.probe(self.sentiment(c)).squeeze(-1)  # (B, H) -> (B, D) -> (B,)
+            # fp32 even under autocast, like the other loss terms (a no-op in fp32 runs)
+            probe = self.probe(self.sentiment(c)).squeeze(-1).float()  # (B, H) -> (B, D) -> (B,)
             losses["ps"] = (1 - d) * (probe - labels).abs().mean()
         return losses

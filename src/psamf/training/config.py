@@ -41,10 +41,13 @@ DEFAULT_PERSONALITY_ENCODER = "artifacts/personality-minilm"
 AUTO = "auto"
 # How P pools the personality encoder's last layer; auto = the folder's trait_head.json, else first.
 PERSONALITY_POOLINGS: tuple[str, ...] = (AUTO, *POOLINGS)
+# housekeeping.precision: fp32, or autocast to bf16 / fp16 (see psamf.training.precision).
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 # The layout of a saved config.yaml; bump it (and add a step to ``migrate``) when keys move.
 CONFIG_FORMAT = 2
 HOUSEKEEPING_KEYS: tuple[str, ...] = (
     "cache_dir", "checkpoint_every_steps", "device", "num_workers", "progress",
+    "precision", "compile",  # newer than format 1; short forms like device=cuda
 )
 # Old dotted keys -> their current name (format-1 layouts and ``key=value`` overrides).
 ALIASES: dict[str, str] = {
@@ -133,7 +136,8 @@ class OptimConfig:
 
 @dataclass(kw_only=True)
 class HousekeepingConfig:
-    """How a run is carried out, never what it computes: changing these keeps the results.
+    """How a run is carried out, never what it computes: changing these keeps the results (up to
+    rounding, for ``precision`` and ``compile``).
 
     Fields:
         cache_dir: where P is cached; None = ``$PSAMF_CACHE`` or ``~/.cache/psamf``.
@@ -141,6 +145,11 @@ class HousekeepingConfig:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         num_workers: DataLoader worker processes (batches are cheap to build; 0 is usually best).
         progress: show tqdm progress bars (only ever on a terminal).
+        precision: ``fp32`` (default), ``bf16`` (autocast; CUDA with compute capability 8.0+, or
+            CPU) or ``fp16`` (autocast + gradient scaler; CUDA only). Weights and optimizer state
+            stay fp32; metrics are computed in fp32. See psamf.training.precision.
+        compile: compile the model's forward with ``torch.compile`` (default false; on the CPU
+            it needs a C++ compiler).
     """
 
     cache_dir: str | None = None
@@ -148,8 +157,13 @@ class HousekeepingConfig:
     device: str = AUTO
     num_workers: int = 0
     progress: bool = True
+    precision: str = "fp32"
+    compile: bool = False
 
     def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise InputError(f"housekeeping.precision must be one of {list(PRECISIONS)}, "
+                             f"got {self.precision!r}")
         for key in ("checkpoint_every_steps", "num_workers"):
             if getattr(self, key) < 0:
                 raise InputError(f"housekeeping.{key} must be >= 0, got {getattr(self, key)}")

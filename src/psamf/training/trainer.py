@@ -50,6 +50,13 @@ from psamf.training.loop import (
     save_best,
     set_seed,
 )
+from psamf.training.precision import (
+    autocast,
+    check_compile,
+    check_precision,
+    compile_model,
+    grad_scaler,
+)
 from psamf.training.records import EpochRecord, SeedResult
 
 log = logging.getLogger(__name__)
@@ -90,11 +97,13 @@ def predict_split(
     device: torch.device,
     timers: Timers | None = None,
     world: World = SINGLE,
+    precision: str = "fp32",
 ) -> np.ndarray:
-    """Predictions (N,) for a split, in order, in eval mode. Under DDP (``world``) the batches
-    are dealt round-robin to the ranks and every rank gets all predictions back; ``model`` is the
-    bare module, not the DDP wrapper (whose forward would sync buffers, a collective the ranks,
-    running different numbers of batches, could not match)."""
+    """Predictions (N,) for a split, in order, in eval mode; fp32 whatever ``precision`` the
+    forward pass autocasts to. Under DDP (``world``) the batches are dealt round-robin to the
+    ranks and every rank gets all predictions back; ``model`` is the bare module, not the DDP
+    wrapper (whose forward would sync buffers, a collective the ranks, running different numbers
+    of batches, could not match)."""
     was_training = model.training
     model.eval()
     start = time.perf_counter()
@@ -106,7 +115,8 @@ def predict_split(
         batch = to_device(batch, device)
         batch["labels"] = None
         t0 = time.perf_counter()
-        pred = model(**batch).prediction
+        with autocast(precision, device):
+            pred = model(**batch).prediction
         _sync(device)
         if timers is not None:
             timers.eval_compute += time.perf_counter() - t0
@@ -124,12 +134,12 @@ def predict_split(
 
 def evaluate_split(
     model: torch.nn.Module, data: EncodedSplit, *, batch_size: int, device: torch.device,
-    timers: Timers | None = None, world: World = SINGLE,
+    timers: Timers | None = None, world: World = SINGLE, precision: str = "fp32",
 ) -> tuple[dict[str, float], np.ndarray]:
     """Metrics over the whole split (every rank's predictions, each sample once), and the
     predictions."""
     preds = predict_split(model, data, batch_size=batch_size, device=device, timers=timers,
-                          world=world)
+                          world=world, precision=precision)
     return regression_metrics(preds, data.labels.numpy()), preds
 
 
@@ -164,6 +174,9 @@ class Trainer:
         self.world = world
         self.is_main = world.is_main
         self.device = world.device or resolve_device(config.housekeeping.device)
+        self.precision = config.housekeeping.precision
+        check_precision(self.precision, self.device)
+        check_compile(config.housekeeping.compile, self.device)
         self.timers = Timers()
         self.on_step = on_step
         self.on_epoch = on_epoch
@@ -182,6 +195,8 @@ class Trainer:
 
         set_seed(self.seed)
         model = build_model(self.config.model).to(self.device)
+        compile_model(model, self.config.housekeeping.compile)
+        self.scaler = grad_scaler(self.precision, self.device)  # checkpointed with the optimizer
         net: torch.nn.Module = model
         if self.world.distributed:
             if not getattr(model, "gathers_batch", False) and self.is_main:
@@ -209,7 +224,7 @@ class Trainer:
         start = time.perf_counter()
         save_training_checkpoint(
             self.folder / CHECKPOINT_DIR, model=model, optimizer=optimizer, scheduler=scheduler,
-            loop_state=loop.to_dict(),
+            loop_state=loop.to_dict(), grad_scaler=self.scaler,
         )
         self.timers.checkpoint += time.perf_counter() - start
 
@@ -240,7 +255,8 @@ class Trainer:
             # resumed run redraws them (the checkpoint holds rank 0's generator state only).
             torch.manual_seed(self.seed * 1_000_003 + loop.global_step * 1_009 + self.world.rank)
         t0 = time.perf_counter()
-        out = model(**batch)
+        with autocast(self.precision, self.device):
+            out = model(**batch)
         loss = out.loss
         if loss is None or not torch.isfinite(loss):
             check_loss(loss, epoch=epoch, step=loop.step_in_epoch,
@@ -248,10 +264,14 @@ class Trainer:
                        fix="lower optim.encoder_lr / optim.other_lr, keep optim.grad_clip > 0, "
                            "or check the data")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # The scaler is a pass-through except for fp16: scale, unscale before clipping, and
+        # skip the step (lowering the scale) when the gradients overflowed.
+        self.scaler.scale(loss).backward()
         if self.config.optim.grad_clip > 0:
+            self.scaler.unscale_(optimizer)
             clip_grad_norm_(model.parameters(), self.config.optim.grad_clip)
-        optimizer.step()
+        self.scaler.step(optimizer)
+        self.scaler.update()
         _sync(self.device)
         self.timers.compute += time.perf_counter() - t0
         sums = loop.sums
@@ -285,7 +305,8 @@ class Trainer:
         epoch = loop.epoch
         valid_start = time.perf_counter()
         valid, _ = evaluate_split(model, self.splits["valid"], batch_size=self.eval_batch_size,
-                                  device=self.device, timers=self.timers, world=self.world)
+                                  device=self.device, timers=self.timers, world=self.world,
+                                  precision=self.precision)
         seconds = {"train": round(train_s, 3), "valid": round(time.perf_counter() - valid_start, 3)}
         lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
         scheduler.step(valid["mae"])
@@ -330,7 +351,8 @@ class Trainer:
         checkpoint = self.folder / CHECKPOINT_DIR
         if has_training_checkpoint(checkpoint):
             loop = LoopState.from_dict(load_training_checkpoint(
-                checkpoint, model=model, optimizer=optimizer, scheduler=scheduler
+                checkpoint, model=model, optimizer=optimizer, scheduler=scheduler,
+                grad_scaler=self.scaler,
             ))
             log.info("seed %d: resuming after epoch %d, step %d", self.seed, loop.epoch,
                      loop.step_in_epoch)
@@ -396,7 +418,7 @@ class Trainer:
         for split in ("valid", "test") if self.evaluate_test else ("valid",):
             metrics[split], predictions[split] = evaluate_split(
                 model, self.splits[split], batch_size=self.eval_batch_size, device=self.device,
-                world=self.world)
+                world=self.world, precision=self.precision)
         return SeedResult(
             seed=self.seed, best_epoch=loop.best_epoch, epochs_run=loop.epoch,
             stopped_early=loop.stopped_early,
