@@ -175,12 +175,15 @@ def test_a_dead_workers_trial_is_failed_and_retried(workdir, overrides):
 
 
 def _running(db: Path) -> bool:
-    """Whether the study database holds a RUNNING trial (plain SQL: the worker may still be
-    creating its tables, which optuna.load_study would race with)."""
+    """Whether the study database holds a RUNNING trial that has recorded a heartbeat (plain SQL:
+    the worker may still be creating its tables, which optuna.load_study would race with).
+    Optuna judges staleness from heartbeats only: a worker killed between creating its trial and
+    its first heartbeat leaves a RUNNING trial no one fails (the module doc of tuning.study)."""
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM trials WHERE state = 'RUNNING'"
-                                ).fetchone()[0] > 0
+            return conn.execute(
+                "SELECT count(*) FROM trials JOIN trial_heartbeats USING (trial_id) "
+                "WHERE state = 'RUNNING'").fetchone()[0] > 0
     except sqlite3.Error:
         return False
 

@@ -14,7 +14,9 @@
   whose worker has not beaten for twice that long is marked FAIL by the next worker that looks,
   and re-queued with the same parameters (``--retries`` times; Optuna's
   RetryHeartbeatStaleTrialCallback).
-  With the heartbeat off (``--heartbeat 0``) it stays RUNNING and keeps its place in N.
+  With the heartbeat off (``--heartbeat 0``) it stays RUNNING and keeps its place in N; so does
+  a trial whose worker died before its first heartbeat (Optuna judges staleness from
+  heartbeats only): mark it failed by hand (``optuna.Study.tell(number, state=FAIL)``).
 - The sampler is TPE, seeded with ``--seed`` plus the number of trials created before it, so a
   single-worker study repeats exactly and concurrent workers never draw the same random
   start-up points.
