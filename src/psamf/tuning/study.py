@@ -158,7 +158,22 @@ def open_study(settings: StudySettings, identity: dict[str, Any]) -> Any:
     """Create the study or join it. ``identity`` (the search space and the base config) is
     recorded by the first worker; a worker started with another one is refused, since its trials
     would not belong to the same search."""
+    import contextlib
+
+    from filelock import FileLock
+
     optuna = require_optuna()
+    # Workers starting together on one new SQLite file would each create its tables (Optuna's
+    # schema set-up is not safe to race: one fails on alembic_version) and race on the identity:
+    # the file lock beside the database makes them take turns.
+    sqlite = _sqlite_file(settings.storage_url())
+    if sqlite is not None:
+        sqlite.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{sqlite}.lock") if sqlite is not None else contextlib.nullcontext():
+        return _open_study(optuna, settings, identity)
+
+
+def _open_study(optuna: Any, settings: StudySettings, identity: dict[str, Any]) -> Any:
     study = optuna.create_study(
         study_name=settings.name, storage=open_storage(settings), direction="minimize",
         load_if_exists=True, pruner=make_pruner(settings),
