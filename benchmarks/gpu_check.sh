@@ -5,9 +5,11 @@
 #   bash benchmarks/gpu_check.sh --dry-run   # anywhere: the plan, the checks, a results file
 #
 # Parts, each under its own timeout (seconds; override with the environment variables named):
-#   train  (T_TRAIN=180)  one CMU-MOSI epoch, MiniLM and MPNet, fp32 and bf16 (precision.py)
-#   steps  (T_STEPS=60)   the step-time benchmark on CUDA (step_time.py)
-#   amp    (T_AMP=150)    step time of fp32 / bf16 / fp16 / compile / compile-bf16 (precision.py)
+#   train  (T_TRAIN=180)  one CMU-MOSI epoch, MiniLM and MPNet, fp32 and bf16
+#                         (python -m benchmarks.precision --parts train)
+#   steps  (T_STEPS=60)   the step-time benchmark on CUDA (python -m benchmarks.step_time)
+#   amp    (T_AMP=150)    step time of fp32 / bf16 / fp16 / compile / compile-bf16
+#                         (python -m benchmarks.precision --parts step)
 #   tests  (T_TESTS=120)  the test suite with PSAMF_TEST_DEVICE=cuda (pytest -n 4 if xdist is
 #                         there)
 # Results: gpu_check.json, gpu_check.md and gpu_check.log in $OUT if set (the device tool
@@ -26,7 +28,7 @@ dry=0
 for arg in "$@"; do
   case "$arg" in
     --dry-run) dry=1 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu_check: unknown argument '$arg' (use --dry-run or --help)" >&2; exit 2 ;;
   esac
 done
@@ -98,16 +100,16 @@ part() {
 skip() { printf '%s\tskipped\t0\t%s\n' "$1" "$2" >> "$status"; say "part $1 skipped: $2"; }
 
 if [ ${#encoders[@]} -gt 0 ] && [ -n "${PSAMF_DATA_ROOT:-}" ]; then
-  part train "${T_TRAIN:-180}" "$py" benchmarks/precision.py --device cuda --parts train \
+  part train "${T_TRAIN:-180}" "$py" -m benchmarks.precision --device cuda --parts train \
     --epochs 1 --backbones "${encoders[@]}" --precisions fp32 bf16 --train-timeout 90 \
     --out "$parts_dir/train.json"
 else
   skip train "needs an encoder and CMU-MOSI: ${missing[*]-}"
 fi
 if [ ${#encoders[@]} -gt 0 ]; then
-  part steps "${T_STEPS:-60}" "$py" benchmarks/step_time.py --device cuda \
+  part steps "${T_STEPS:-60}" "$py" -m benchmarks.step_time --device cuda \
     --backbones "${encoders[@]}" --threads 0 --out "$parts_dir/steps.json"
-  part amp "${T_AMP:-150}" "$py" benchmarks/precision.py --device cuda --parts step \
+  part amp "${T_AMP:-150}" "$py" -m benchmarks.precision --device cuda --parts step \
     --backbones "${encoders[@]}" --threads 0 --repeats 11 --out "$parts_dir/amp.json"
 else
   skip steps "no encoder: ${missing[*]-}"; skip amp "no encoder: ${missing[*]-}"

@@ -7,15 +7,16 @@ Two parts, each optional:
   ``compile-bf16``) on one fixed batch (32 transcripts x 50 tokens, personality precomputed, audio
   1 x 73), each variant its own model from the same seed. Rounds are interleaved (the order
   rotates every round) after warm-up, so a shared machine's load falls on every variant alike;
-  the first warm-up step of a compiled variant is reported apart (it includes compilation).
+  the first warm-up step of a compiled variant is reported apart (it includes compilation). The
+  timing is benchmarks/step_time.py's harness (``time_contestants``).
 - ``train``: a short real ``psamf train`` on CMU-MOSI per backbone and precision (one seed), as a
   subprocess, reporting validation MAE per epoch and the test metrics of the checkpoint chosen on
   validation, as the protocol does, plus epoch seconds.
 
-    python benchmarks/precision.py                                  # CPU: step + 3-epoch MOSI
-    python benchmarks/precision.py --parts step --variants fp32 bf16 --repeats 5
-    python benchmarks/precision.py --device cuda --parts train --epochs 1 --backbones minilm mpnet
-    python benchmarks/precision.py --render-md                      # only re-render the .md
+    python -m benchmarks.precision                                  # CPU: step + 3-epoch MOSI
+    python -m benchmarks.precision --parts step --variants fp32 bf16 --repeats 5
+    python -m benchmarks.precision --device cuda --parts train --epochs 1 --backbones minilm mpnet
+    python -m benchmarks.precision --render-md                      # only re-render the .md
 """
 
 from __future__ import annotations
@@ -34,10 +35,20 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.step_time import (
+    Contestant,
+    adam,
+    add_step_arguments,
+    build,
+    command,
+    commit,
+    device_name,
+    load_average,
+    resolve_device,
+    synthetic_batch,
+    time_contestants,
+)
 from psamf.io import write_json, write_text
-from psamf.models import PSAMFConfig, build_model
-from psamf.provenance import git_commit
-from psamf.training.precision import autocast, grad_scaler
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -46,99 +57,43 @@ TRAIN_SETTINGS = ["batch_size=32", "eval_batch_size=64", "optim.encoder_lr=5e-5"
                   "optim.other_lr=5e-4", "optim.plateau_patience=1", "early_stopping_patience=3"]
 
 
-def _commit() -> str:
-    sha, plus, dirty = git_commit(HERE).partition("+")
-    return sha[:7] + plus + dirty if sha != "unknown" else sha
-
-
 # --- step time ----------------------------------------------------------------------------------
 
 
-def _batch(model, *, batch: int, tokens: int, audio_dim: int, device: torch.device) -> dict:
-    gen = torch.Generator().manual_seed(0)
-    hidden = model.text_encoder.hidden_size
-    vocab = int(model.text_encoder.config.vocab_size)
-    return {
-        "input_ids": torch.randint(1000, min(vocab, 20000), (batch, tokens), generator=gen),
-        "attention_mask": torch.ones(batch, tokens, dtype=torch.long),
-        "personality": torch.randn(batch, hidden, generator=gen),
-        "audio": torch.randn(batch, 1, audio_dim, generator=gen),
-        "audio_lengths": torch.ones(batch, dtype=torch.long),
-        "labels": torch.rand(batch, generator=gen) * 6 - 3,
-    }
-
-
-class Variant:
-    """One model + optimizer (+ scaler) trained as the trainer does for a precision/compile."""
-
-    def __init__(self, name: str, backbone: str, args, device: torch.device) -> None:
-        self.name = name
-        self.precision = name.removeprefix("compile-") if name != "compile" else "fp32"
-        self.device = device
-        torch.manual_seed(0)
-        config = PSAMFConfig(text_encoder=backbone, audio_dim=args.audio_dim,
-                             max_text_length=args.tokens)
-        self.model = build_model(config).to(device).train()
-        if name.startswith("compile"):
-            self.model.compile()  # as psamf.training.precision.compile_model
-        groups = self.model.parameter_groups(encoder_lr=5e-5, other_lr=5e-4, weight_decay=1e-4)
-        self.optimizer = torch.optim.Adam(groups)
-        self.scaler = grad_scaler(self.precision, device)
-        self.losses: list[float] = []
-
-    def step(self, batch: dict) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        start = time.perf_counter()
-        with autocast(self.precision, self.device):
-            loss = self.model(**batch).loss
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        self.losses.append(float(loss.detach()))
-        return time.perf_counter() - start
+def variant(name: str, backbone: str, args, device: torch.device) -> Contestant:
+    """PSA-MF trained as the trainer does for variant ``name`` (a precision, ``compile`` or
+    ``compile-PRECISION``): autocast, GradScaler for fp16, gradients clipped to norm 1; every
+    variant from the same seed, on the same fixed batch."""
+    precision = name.removeprefix("compile-") if name != "compile" else "fp32"
+    _, model = build(backbone, args, device)
+    if name.startswith("compile"):
+        model.compile()  # as psamf.training.precision.compile_model
+    return Contestant(name, model, synthetic_batch(model, args, device), adam(model),
+                      precision=precision, clip_norm=1.0)
 
 
 def bench_steps(backbone: str, args, device: torch.device) -> dict:
-    variants = [Variant(name, backbone, args, device) for name in args.variants]
-    batch = _batch(variants[0].model, batch=args.batch, tokens=args.tokens,
-                   audio_dim=args.audio_dim, device=device)
-    batch = {k: v.to(device) for k, v in batch.items()}
-    first: dict[str, float] = {}
-    for v in variants:
-        torch.manual_seed(1)  # the same dropout draws for every eager variant's first step
-        warm = [v.step(batch) for _ in range(args.warmup)]
-        first[v.name] = warm[0]
-        print(f"  {backbone} {v.name}: warm-up {', '.join(f'{t:.2f}' for t in warm)} s",
-              flush=True)
-    times: dict[str, list[float]] = {v.name: [] for v in variants}
-    for r in range(args.repeats):
-        order = variants[r % len(variants):] + variants[:r % len(variants)]
-        for v in order:
-            times[v.name].append(v.step(batch))
-    median = {name: statistics.median(t) for name, t in times.items()}
-    # Per round, the variants ran back to back and share the load: the median of per-round
-    # ratios to fp32 is the most load-robust comparison.
-    paired = {name: statistics.median(t / b for t, b in zip(times[name], times["fp32"],
-                                                             strict=True))
-              for name in times if "fp32" in times}
+    variants = [variant(name, backbone, args, device) for name in args.variants]
+    timing = time_contestants(variants, reference="fp32", repeats=args.repeats,
+                              warmup=args.warmup, device=device, label=backbone)["contestants"]
+
+    def each(key: str) -> dict:
+        return {name: t[key] for name, t in timing.items()}
+
     return {
         "backbone": backbone,
         "encoder": variants[0].model.text_encoder.name_or_path,
-        "first_step_s": first,
-        "times_s": times,
-        "median_s": median,
-        "min_s": {name: min(t) for name, t in times.items()},
-        "median_paired_ratio_to_fp32": paired,
+        "first_step_s": each("first_step_s"),
+        "times_s": each("times_s"),
+        "median_s": each("median_s"),
+        "min_s": each("min_s"),
+        # Per round, the variants ran back to back and share the load: the median of per-round
+        # ratios to fp32 is the most load-robust comparison.
+        "median_paired_ratio_to_fp32": each("ratio_to_reference"),
         # The same batch and weights start alike; after warm-up + repeats the losses drift apart
         # only by rounding (and compiled dropout draws its own random numbers).
-        "first_loss": {v.name: v.losses[0] for v in variants},
-        "last_loss": {v.name: v.losses[-1] for v in variants},
+        "first_loss": each("first_loss"),
+        "last_loss": each("last_loss"),
     }
 
 
@@ -247,9 +202,9 @@ def render_md(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.precision",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", choices=["step", "train"], default=["step", "train"])
-    parser.add_argument("--backbones", nargs="+", default=["minilm"])
     parser.add_argument("--variants", nargs="+", default=None,
                         choices=["fp32", "bf16", "fp16", "compile", "compile-bf16"],
                         help="step variants (default fp32 bf16 compile; on CUDA also fp16 and "
@@ -264,34 +219,25 @@ def main() -> None:
     parser.add_argument("--data-root", default=None, help="default: psamf's ($PSAMF_DATA_ROOT or "
                                                           "../shared/data)")
     parser.add_argument("--train-timeout", type=float, default=1800, help="seconds per run")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--tokens", type=int, default=50)
-    parser.add_argument("--audio-dim", type=int, default=73)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads for the step part (0 = torch's default)")
-    parser.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
-    parser.add_argument("--out", type=Path, default=HERE / "precision.json")
+    add_step_arguments(parser, backbones=["minilm"], repeats=7, out=HERE / "precision.json")
     parser.add_argument("--note", action="append", default=[], help="a line for the Notes")
-    parser.add_argument("--render-md", action="store_true", help="only rewrite the .md from --out")
     args = parser.parse_args()
     md_path = args.out.with_suffix(".md")
     if args.render_md:
         write_text(md_path, render_md(json.loads(args.out.read_text(encoding="utf-8"))))
         return
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device)
     if args.variants is None:
         args.variants = ["fp32", "bf16", "compile"] + (
             ["fp16", "compile-bf16"] if device.type == "cuda" else [])
     if "fp32" not in args.variants:
         args.variants.insert(0, "fp32")
-    started, load = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
+    started, load = time.perf_counter(), load_average()
     result: dict = {
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "commit": _commit(), "json_name": args.out.name,
+        "command": command("benchmarks.precision"),
+        "commit": commit(), "json_name": args.out.name,
         "torch": torch.__version__, "python": platform.python_version(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device": device_name(device),
         "cpu_count": os.cpu_count(), "load_average_start": load,
         "batch": args.batch, "tokens": args.tokens, "repeats": args.repeats,
         "warmup": args.warmup, "epochs": args.epochs, "seed": args.seed, "data": args.data,
@@ -320,13 +266,13 @@ def main() -> None:
                     print(f"{backbone} {precision}: " + (
                         f"valid MAE {row['valid']['mae']:.4f} test MAE {row['test']['mae']:.4f}"
                         if row["ok"] else f"failed: {row['error']}"), flush=True)
-    result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["load_average_end"] = load_average()
     result["wall_s"] = time.perf_counter() - started
     write_json(args.out, result)
     write_text(md_path, render_md(result))
     failed = [f"{r['backbone']} {r['precision']}" for r in result.get("train", []) if not r["ok"]]
     if failed:
-        sys.exit(f"precision.py: training failed for {', '.join(failed)} (see {args.out})")
+        sys.exit(f"benchmarks.precision: training failed for {', '.join(failed)} (see {args.out})")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,11 @@
 """Training-step time and parameter counts of every registered model vs text-only fine-tuning.
 
+This module is also the benchmarks' one step-timing harness: ``time_contestants`` times named
+``Contestant``s (a model, its inputs, its optimizer, an autocast precision) one training step
+each, interleaved in rounds whose order rotates, and returns every contestant's times, median,
+minimum and per-round ratios to a reference. Here it compares every registered model with
+``text_finetune``; ``benchmarks/precision.py`` compares PSA-MF's precision / compile variants.
+
 Every name in ``psamf.models.list_models()`` is built on the same text backbone and timed on the
 same batch: 32 transcripts x 50 tokens, personality embeddings precomputed (as from the cache),
 audio 1 frame x 73 and no video (our CMU-MOSI); each model receives only the inputs its registry
@@ -9,9 +15,9 @@ of a round shares that round's machine load with the reference's (``text_finetun
 model: median, minimum and all step times, the median of the per-round ratios to text_finetune
 (the headline ratio), and total / trainable parameter counts. Goal: PSA-MF <= 1.15x text-only.
 
-    .venv/bin/python benchmarks/step_time.py                    # minilm and mpnet, writes JSON + MD
-    .venv/bin/python benchmarks/step_time.py --backbones minilm --repeats 5
-    .venv/bin/python benchmarks/step_time.py --render-md        # only re-render the .md from JSON
+    .venv/bin/python -m benchmarks.step_time                    # minilm and mpnet, writes JSON + MD
+    .venv/bin/python -m benchmarks.step_time --backbones minilm --repeats 5
+    .venv/bin/python -m benchmarks.step_time --render-md        # only re-render the .md from JSON
 
 JSON: ``results[i]["models"][model_type]`` = {median_s, min_s, times_s, parameters,
 trainable_parameters, ratio_to_text_finetune (median paired ratio), ratio_of_medians,
@@ -29,6 +35,8 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -36,16 +44,187 @@ import torch
 from psamf.io import write_json, write_text
 from psamf.models import PSAMFConfig, build_model, list_models
 from psamf.provenance import git_commit
+from psamf.training.precision import autocast, grad_scaler
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = "text_finetune"  # every ratio is to this model's step on the same round
 GOAL = 1.15  # PSA-MF's step may cost at most this many text-only steps (the issue's goal)
 
 
-def _commit() -> str:
+# --- the harness (benchmarks/precision.py uses it too) --------------------------------------------
+
+
+def commit() -> str:
     """Short HEAD, ``+dirty`` when tracked files under src/ differ from it (or "unknown")."""
     sha, plus, dirty = git_commit(HERE).partition("+")
     return sha[:7] + plus + dirty if sha != "unknown" else sha
+
+
+def command(module: str) -> str:
+    """How this run was started, for the result file: ``python -m MODULE ARGS...``."""
+    return shlex.join([Path(sys.executable).name, "-m", module, *sys.argv[1:]])
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def resolve_device(name: str | None) -> torch.device:
+    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def add_step_arguments(parser: argparse.ArgumentParser, *, backbones: list[str], repeats: int,
+                       out: Path) -> None:
+    """The options every step-time benchmark shares: what to build, how long to time, where to."""
+    parser.add_argument("--backbones", nargs="+", default=backbones)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--tokens", type=int, default=50)
+    parser.add_argument("--audio-dim", type=int, default=73)
+    parser.add_argument("--repeats", type=int, default=repeats,
+                        help="timed rounds (each runs every contestant once)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per contestant first")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for the timed steps (1: stable timings on a shared "
+                             "machine; 0 = torch's default)")
+    parser.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument("--render-md", action="store_true", help="only rewrite the .md from --out")
+
+
+def build(backbone: str, args: argparse.Namespace, device: torch.device,
+          model_type: str = "psamf") -> tuple[PSAMFConfig, torch.nn.Module]:
+    """A registered model on ``backbone`` for ``args``' batch shape, from seed 0, in train mode."""
+    torch.manual_seed(0)
+    config = PSAMFConfig(model_type=model_type, text_encoder=backbone,
+                         audio_dim=args.audio_dim, max_text_length=args.tokens)
+    return config, build_model(config).to(device).train()
+
+
+def adam(model: torch.nn.Module) -> torch.optim.Adam:
+    """Adam over the model's parameter groups at the trainer's learning rates."""
+    return torch.optim.Adam(model.parameter_groups(encoder_lr=5e-5, other_lr=5e-4,
+                                                   weight_decay=1e-4))
+
+
+def synthetic_batch(model: torch.nn.Module, args: argparse.Namespace,
+                    device: torch.device) -> dict[str, torch.Tensor]:
+    """A fixed batch for ``model``'s text encoder: ``args.batch`` x ``args.tokens`` token ids,
+    precomputed personality embeddings, audio of 1 frame x ``args.audio_dim``, labels in [-3, 3]."""
+    gen = torch.Generator().manual_seed(0)
+    hidden = model.text_encoder.hidden_size
+    vocab = int(model.text_encoder.config.vocab_size)
+    batch, tokens = args.batch, args.tokens
+    cpu = {
+        "input_ids": torch.randint(1000, min(vocab, 20000), (batch, tokens), generator=gen),
+        "attention_mask": torch.ones(batch, tokens, dtype=torch.long),
+        "personality": torch.randn(batch, hidden, generator=gen),
+        "audio": torch.randn(batch, 1, args.audio_dim, generator=gen),
+        "audio_lengths": torch.ones(batch, dtype=torch.long),
+        "labels": torch.rand(batch, generator=gen) * 6 - 3,
+    }
+    return {k: v.to(device) for k, v in cpu.items()}
+
+
+@dataclass
+class Contestant:
+    """One timed training step: ``model(**inputs).loss`` under ``precision``'s autocast, backward
+    through a GradScaler (active for fp16 only), gradients clipped to ``clip_norm`` if set, then
+    ``optimizer`` steps and zeroes. Compiling is the caller's: pass a compiled model."""
+
+    name: str
+    model: torch.nn.Module
+    inputs: dict[str, torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    precision: str = "fp32"
+    clip_norm: float | None = None
+
+
+def rotations(names: list[str], repeats: int) -> list[list[str]]:
+    """Round r runs ``names`` rotated left by r, each contestant takes each slot in turn."""
+    return [names[r % len(names):] + names[:r % len(names)] for r in range(repeats)]
+
+
+def _step(c: Contestant, scaler: torch.amp.GradScaler, device: torch.device) -> tuple[float, float]:
+    """(seconds, loss) of one training step of ``c``; CUDA is synchronised around the clock."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    with autocast(c.precision, device):
+        loss = c.model(**c.inputs).loss
+    scaler.scale(loss).backward()
+    if c.clip_norm is not None:
+        scaler.unscale_(c.optimizer)
+        torch.nn.utils.clip_grad_norm_(c.model.parameters(), c.clip_norm)
+    scaler.step(c.optimizer)
+    scaler.update()
+    c.optimizer.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    return seconds, float(loss.detach())
+
+
+def time_contestants(contestants: Sequence[Contestant], *, reference: str, repeats: int,
+                     warmup: int, device: torch.device, label: str = "") -> dict:
+    """Time ``contestants``: ``warmup`` untimed steps each, then ``repeats`` rounds that run every
+    contestant once, in ``rotations`` order, so each round's runs share that round's machine load.
+
+    Returns ``{"reference", "load_average_per_round", "contestants": {name: {times_s, median_s,
+    min_s, paired_ratios (per round: this step / the reference's), ratio_to_reference (their
+    median), ratio_of_medians, ratio_of_minima, first_step_s (the very first step: for a compiled
+    model, compilation), first_loss, last_loss}}}``."""
+    names = [c.name for c in contestants]
+    if reference not in names or len(set(names)) != len(names) or repeats < 1:
+        raise ValueError(f"need unique contestant names including {reference!r} and repeats >= 1, "
+                         f"got {names} and {repeats}")
+    by_name = {c.name: c for c in contestants}
+    scalers = {c.name: grad_scaler(c.precision, device) for c in contestants}
+    steps: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+
+    def run(name: str) -> float:
+        if not steps[name]:
+            torch.manual_seed(1)  # the same dropout draws for every eager contestant's first step
+        steps[name].append(_step(by_name[name], scalers[name], device))
+        return steps[name][-1][0]
+
+    for name in names:
+        warm = [run(name) for _ in range(warmup)]
+        if warm:
+            print(f"  {label} {name}: warm-up {', '.join(f'{t:.2f}' for t in warm)} s",
+                  file=sys.stderr, flush=True)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    loads = []  # 1/5/15-minute load averages after each round: how busy the machine was
+    for order in rotations(names, repeats):
+        for name in order:
+            times[name].append(run(name))
+        loads.append(load_average())
+        print(f"  {label} round {len(loads)}/{repeats} done, load {loads[-1]}",
+              file=sys.stderr, flush=True)
+    ref = times[reference]
+    out = {}
+    for name, t in times.items():
+        # The headline: runs of one round are close in time, so they share the machine's load.
+        paired = [a / b for a, b in zip(t, ref, strict=True)]
+        out[name] = {
+            "times_s": t,
+            "median_s": statistics.median(t),
+            "min_s": min(t),
+            "paired_ratios": paired,
+            "ratio_to_reference": statistics.median(paired),
+            "ratio_of_medians": statistics.median(t) / statistics.median(ref),
+            "ratio_of_minima": min(t) / min(ref),
+            "first_step_s": steps[name][0][0],
+            "first_loss": steps[name][0][1],
+            "last_loss": steps[name][-1][1],
+        }
+    return {"reference": reference, "load_average_per_round": loads, "contestants": out}
+
+
+# --- every registered model vs text_finetune ------------------------------------------------------
 
 
 def _cpu_model() -> str:
@@ -59,26 +238,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def _batch(model, *, batch: int, tokens: int, audio_dim: int, device: torch.device) -> dict:
-    gen = torch.Generator().manual_seed(0)
-    hidden = model.text_encoder.hidden_size
-    vocab = int(model.text_encoder.config.vocab_size)
-    ids = torch.randint(1000, min(vocab, 20000), (batch, tokens), generator=gen)
-    return {
-        "input_ids": ids.to(device),
-        "attention_mask": torch.ones(batch, tokens, dtype=torch.long, device=device),
-        "personality": torch.randn(batch, hidden, generator=gen).to(device),
-        "audio": torch.randn(batch, 1, audio_dim, generator=gen).to(device),
-        "audio_lengths": torch.ones(batch, dtype=torch.long, device=device),
-        "labels": (torch.rand(batch, generator=gen) * 6 - 3).to(device),
-    }
-
-
-def _inputs_for(config: PSAMFConfig, batch: dict) -> dict:
+def inputs_for(config: PSAMFConfig, batch: dict) -> dict:
     """The part of ``batch`` this model reads (its registry entry), as a training batch has."""
     keep = {"input_ids", "attention_mask", "labels"}
     if config.uses_personality():
@@ -88,64 +248,28 @@ def _inputs_for(config: PSAMFConfig, batch: dict) -> dict:
     return {k: v for k, v in batch.items() if k in keep}
 
 
-def _step(model, optimizer, batch: dict, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    out = model(**batch)
-    out.loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
-
-
-def rotations(names: list[str], repeats: int) -> list[list[str]]:
-    """Round r runs ``names`` rotated left by r, so each model takes each slot about equally."""
-    return [names[r % len(names):] + names[:r % len(names)] for r in range(repeats)]
-
-
 def bench_backbone(backbone: str, model_types: list[str], args, device: torch.device) -> dict:
-    built = {}
-    for model_type in model_types:
-        torch.manual_seed(0)
-        config = PSAMFConfig(model_type=model_type, text_encoder=backbone,
-                             audio_dim=args.audio_dim, max_text_length=args.tokens)
-        model = build_model(config).to(device).train()
-        groups = model.parameter_groups(encoder_lr=5e-5, other_lr=5e-4, weight_decay=1e-4)
-        built[model_type] = (config, model, torch.optim.Adam(groups))
+    built = {model_type: build(backbone, args, device, model_type) for model_type in model_types}
     reference = built[REFERENCE][1]
-    batch = _batch(reference, batch=args.batch, tokens=args.tokens, audio_dim=args.audio_dim,
-                   device=device)
-    inputs = {name: _inputs_for(config, batch) for name, (config, _, _) in built.items()}
-    for name, (_, model, opt) in built.items():
-        for _ in range(args.warmup):
-            _step(model, opt, inputs[name], device)
-    times: dict[str, list[float]] = {name: [] for name in model_types}
-    loads = []  # 1/5/15-minute load averages after each round: how busy the machine was
-    for order in rotations(model_types, args.repeats):
-        for name in order:
-            _, model, opt = built[name]
-            times[name].append(_step(model, opt, inputs[name], device))
-        loads.append(_load())
-        print(f"  {backbone} round {len(loads)}/{args.repeats} done, load {loads[-1]}",
-              file=sys.stderr, flush=True)
-    ref = times[REFERENCE]
+    batch = synthetic_batch(reference, args, device)
+    contestants = [Contestant(name, model, inputs_for(config, batch), adam(model))
+                   for name, (config, model) in built.items()]
+    timing = time_contestants(contestants, reference=REFERENCE, repeats=args.repeats,
+                              warmup=args.warmup, device=device, label=backbone)
     models = {}
-    for name, (_, model, _) in built.items():
-        t = times[name]
-        models[name] = {
-            "median_s": statistics.median(t),
-            "min_s": min(t),
-            "times_s": t,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            # The headline: runs of one round are close in time, so they share the machine's load.
-            "ratio_to_text_finetune": statistics.median(a / b for a, b in zip(t, ref, strict=True)),
-            "ratio_of_medians": statistics.median(t) / statistics.median(ref),
-            "ratio_of_minima": min(t) / min(ref),
-            "inputs": sorted(k for k in inputs[name] if k != "labels"),
+    for c in contestants:
+        t = timing["contestants"][c.name]
+        models[c.name] = {
+            "median_s": t["median_s"],
+            "min_s": t["min_s"],
+            "times_s": t["times_s"],
+            "parameters": sum(p.numel() for p in c.model.parameters()),
+            "trainable_parameters": sum(p.numel() for p in c.model.parameters()
+                                        if p.requires_grad),
+            "ratio_to_text_finetune": t["ratio_to_reference"],
+            "ratio_of_medians": t["ratio_of_medians"],
+            "ratio_of_minima": t["ratio_of_minima"],
+            "inputs": sorted(k for k in c.inputs if k != "labels"),
         }
     row = {
         "backbone": backbone,
@@ -153,10 +277,10 @@ def bench_backbone(backbone: str, model_types: list[str], args, device: torch.de
         "layers": reference.text_encoder.num_layers,
         "hidden": reference.text_encoder.hidden_size,
         "reference": REFERENCE,
-        "load_average_per_round": loads,
+        "load_average_per_round": timing["load_average_per_round"],
         "models": models,
     }
-    del built, reference, batch, inputs
+    del built, reference, batch, contestants
     gc.collect()  # free this backbone's models and optimizer states before the next backbone
     return row
 
@@ -212,18 +336,10 @@ def render_md(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbones", nargs="+", default=["minilm", "mpnet"])
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--tokens", type=int, default=50)
-    parser.add_argument("--audio-dim", type=int, default=73)
-    parser.add_argument("--repeats", type=int, default=11, help="rounds (each runs every model)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model first")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1: stable timings on a shared machine; 0 = torch's)")
-    parser.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
-    parser.add_argument("--out", type=Path, default=HERE / "step_time.json")
-    parser.add_argument("--render-md", action="store_true", help="only rewrite the .md from --out")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.step_time",
+                                     description=__doc__.splitlines()[0])
+    add_step_arguments(parser, backbones=["minilm", "mpnet"], repeats=11,
+                       out=HERE / "step_time.json")
     args = parser.parse_args()
     md_path = args.out.with_suffix(".md")
     if args.render_md:
@@ -231,25 +347,25 @@ def main() -> None:
         return
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device)
     # The registry, reference first so that it is built (and its batch made) before the others.
     model_types = [REFERENCE, *(m for m in list_models() if m != REFERENCE)]
-    load = _load()
+    load = load_average()
     results = [bench_backbone(b, model_types, args, device) for b in args.backbones]
     import transformers
 
     result = {
-        "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
-        "commit": _commit(),
+        "command": command("benchmarks.step_time"),
+        "commit": commit(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {_cpu_model()}",
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device": device_name(device),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "load_average_start": load,
-        "load_average_end": _load(),
+        "load_average_end": load_average(),
         "batch": args.batch,
         "tokens": args.tokens,
         "audio_dim": args.audio_dim,
