@@ -249,6 +249,9 @@ _psamf = psamf_command
 
 def _umask_022() -> None:
     os.umask(0o022)
+    # A shell without job control starts background jobs with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: give the run the default a terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _check_modes(*roots: Path) -> int:
