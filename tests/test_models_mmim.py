@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from model_fixtures import make_batch, make_tiny_bert
@@ -53,14 +55,47 @@ def test_cpc_is_higher_for_an_invertible_map_than_for_independent_noise():
 
 
 def test_gaussian_ba_bound_is_higher_for_dependent_modalities():
+    # the exact-density form; the authors' form has no -logvar/2 term, so its predictor can
+    # drive log q towards 0 by raising the variance and it barely separates the two cases
     gen = torch.Generator().manual_seed(1)
     text = torch.randn(128, 6, generator=gen)
     audio = text[:, :4] + 0.1 * torch.randn(128, 4, generator=gen)
     torch.manual_seed(0)
-    dependent = _fit(GaussianBA(6, 4, 16), text, audio, steps=150)
+    dependent = _fit(GaussianBA(6, 4, 16, "gaussian"), text, audio, steps=150)
     torch.manual_seed(0)
-    independent = _fit(GaussianBA(6, 4, 16), text, torch.randn(128, 4, generator=gen), steps=150)
+    independent = _fit(GaussianBA(6, 4, 16, "gaussian"), text,
+                       torch.randn(128, 4, generator=gen), steps=150)
     assert dependent > independent + 2.0
+
+
+def _fit_encoder_and_ba(form: str, steps: int = 60) -> list[float]:
+    """Maximise the BA estimate jointly over an encoder y = enc(x) and the predictor (as the
+    joint MMIM loss does); return the estimate at every step."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 6, generator=gen)
+    torch.manual_seed(0)
+    encoder, ba = torch.nn.Linear(6, 8), GaussianBA(6, 8, 16, form)
+    optimizer = torch.optim.Adam([*encoder.parameters(), *ba.parameters()], lr=0.05)
+    values = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        value = ba(x, encoder(x))  # y is a deterministic function of x: perfectly predictable
+        (-value).backward()
+        optimizer.step()
+        values.append(value.item())
+    return values
+
+
+def test_authors_ba_form_stays_bounded_where_the_gaussian_form_climbs():
+    gaussian = _fit_encoder_and_ba("gaussian")
+    authors = _fit_encoder_and_ba("authors")
+    # the exact Gaussian log-density gains up to 5 nats per dimension as the predicted variance
+    # shrinks to the clamp, and H(Y) grows with the encoder's scale
+    assert gaussian[-1] > gaussian[0] + 10.0 and gaussian[-1] > 8.0
+    # the authors' log q is <= 0 and H(tanh(P y)) <= (8 // 4) * log(1 + 1e-4) / 2
+    bound = 2 * math.log(1 + 1e-4) / 2
+    assert max(authors) <= bound
+    assert authors[-1] > authors[0]  # it is still maximised, towards its ceiling
 
 
 def test_all_modalities_weigh_the_named_terms(bert):
@@ -72,6 +107,10 @@ def test_all_modalities_weigh_the_named_terms(bert):
     assert out.loss.item() == pytest.approx(weighted.item(), rel=1e-6)
     assert set(model.input_mi) == {"audio", "vision"}
     assert set(model.cpc) == {"text", "audio", "vision"}
+    ba = model.input_mi["audio"]
+    assert ba.form == "authors"  # the default; its entropy projection is trained by no loss
+    assert not any(p.requires_grad for p in ba.entropy_proj.parameters())
+    assert out.losses["mi_input"] <= 2 * (8 // 4) * math.log(1 + 1e-4) / 2  # two modalities
 
 
 def test_audio_only_and_text_only(bert):
@@ -97,6 +136,7 @@ def test_audio_only_and_text_only(bert):
     ({"mmim_alpha": -1.0}, "mmim_alpha must be a number >= 0"),
     ({"mmim_text_pooling": "max"}, "mmim_text_pooling must be one of"),
     ({"mmim_task_loss": "huber"}, "mmim_task_loss must be one of"),
+    ({"mmim_ba_form": "exact"}, "mmim_ba_form must be one of"),
 ])
 def test_bad_mmim_options_name_the_field(fields, message):
     with pytest.raises(InputError, match=message):

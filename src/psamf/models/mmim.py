@@ -10,8 +10,11 @@ Reads top to bottom like the paper:
    I(X; Y) >= H(Y) + E[log q(Y | X)], with q a diagonal Gaussian whose mean and log-variance an MLP
    predicts from X_t. We build BA (not CPC) here because the paper does: it bounds the MI between
    two *different* modalities with a generative predictor and keeps CPC for the fusion level.
-   H(Y) is the entropy of a diagonal Gaussian fitted to the batch (the paper fits a two-component
-   Gaussian mixture split by sentiment sign over a memory of past batches; not built).
+   H(Y) is the entropy of a Gaussian fitted to the batch (the authors fit two Gaussians, split by
+   sentiment sign, over this batch and the previous one; not built). ``mmim_ba_form`` picks the
+   estimate: ``"authors"`` (default; their log q without the log-variance term, H(Y) on a fixed
+   tanh projection, so the estimate stays <= about 0) or ``"gaussian"`` (the exact Gaussian
+   log-density and a diagonal H(Y); it grows without bound when trained jointly).
 4. Fusion-level MI: CPC / InfoNCE. For each present modality m, a linear G_m maps Z to X_m's space;
    with both sides L2-normalised, score_ij = <G_m(z_i), x_m,j>, the positives are the diagonal and
    the other utterances of the batch are the negatives: CPC_m = mean_i log softmax_j(score)_ii
@@ -46,20 +49,44 @@ MMIM_MODALITIES: tuple[str, ...] = ("text", "audio", "vision")
 
 
 class GaussianBA(nn.Module):
-    """Barber-Agakov bound I(X; Y) >= H(Y) + E log q(y | x), q = N(mu(x), diag exp(logvar(x)))."""
+    """Barber-Agakov bound I(X; Y) >= H(Y) + E log q(y | x), q = N(mu(x), diag exp(logvar(x))).
 
-    def __init__(self, x_dim: int, y_dim: int, hidden: int) -> None:
+    ``form`` (``mmim_ba_form``) picks the estimate:
+
+    * ``"gaussian"``: the exact Gaussian log-density (with its -logvar/2 and 2*pi terms) and H(Y)
+      of a diagonal Gaussian fitted to the batch (variance floor 1e-4). Unbounded in practice:
+      jointly trained, the encoders make Y predictable and the predicted variance shrinks to the
+      clamp (+5 nats per dimension), and H(Y) grows with the scale of Y.
+    * ``"authors"``: the declare-lab code's estimate. log q keeps only -(y - mu)^2 / (2 var)
+      (<= 0), and H(Y) = log det(Cov)/2 of tanh(P y), P a fixed random projection to Dy // 4
+      dimensions (trained by no loss, as theirs), plus a 1e-4 ridge; tanh bounds each variance
+      by 1, so H(Y) <= (Dy // 4) * log(1 + 1e-4) / 2 and the whole estimate is <= about 0.
+    """
+
+    def __init__(self, x_dim: int, y_dim: int, hidden: int, form: str = "authors") -> None:
         super().__init__()
+        self.form = form
         self.body = nn.Sequential(nn.Linear(x_dim, hidden), nn.ReLU())
         self.mean = nn.Linear(hidden, y_dim)
         self.logvar = nn.Linear(hidden, y_dim)
+        if form == "authors":
+            self.entropy_proj = nn.Linear(y_dim, max(1, y_dim // 4)).requires_grad_(False)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """x (B, Dx), y (B, Dy) -> the bound in nats (scalar); 0 when B < 2."""
         if x.shape[0] < 2:
             return x.new_zeros(())
         h = self.body(x)  # (B, hidden)
+        # the clamp keeps exp(logvar) finite; the authors' logvar is unclamped
         mean, logvar = self.mean(h), self.logvar(h).clamp(-10.0, 10.0)  # (B, Dy) each
+        if self.form == "authors":
+            log_q = -0.5 * (y - mean).pow(2) / logvar.exp()  # (B, Dy), <= 0
+            z = torch.tanh(self.entropy_proj(y))  # (B, k), entries in (-1, 1)
+            centred = z - z.mean(0)  # (B, k)
+            # the ridge keeps log det finite when B <= k or a direction is constant
+            cov = centred.T @ centred / z.shape[0] + 1e-4 * torch.eye(z.shape[1], dtype=z.dtype,
+                                                                     device=z.device)
+            return 0.5 * torch.logdet(cov) + log_q.sum(1).mean()
         log_q = -0.5 * (logvar + (y - mean).pow(2) / logvar.exp() + math.log(2 * math.pi))
         # H(Y) of a diagonal Gaussian fitted to the batch; the floor keeps log finite when a
         # dimension is constant (e.g. a zeroed summary).
@@ -109,7 +136,8 @@ class MMIM(_TextModel):
             nn.Dropout(config.dropout), nn.Linear(config.head_hidden, 1),
         )
         self.input_mi = nn.ModuleDict(
-            {m: GaussianBA(dims["text"], dims[m], hidden) for m in self.modalities[1:]}
+            {m: GaussianBA(dims["text"], dims[m], hidden, config.mmim_ba_form)
+             for m in self.modalities[1:]}
         )
         self.cpc = nn.ModuleDict({m: CPC(hidden, dims[m]) for m in self.modalities})
         self._init_new_weights()
