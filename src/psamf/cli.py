@@ -44,17 +44,24 @@ def exit_status(stop: KeyboardInterrupt) -> int:
     return 128 + int(getattr(stop, "signum", signal.SIGINT))
 
 
+def ignore_sigterm() -> None:
+    """Ignore SIGTERM from now on (until ``sigterm_interrupts`` restores the handler it found):
+    for the moments an interrupted command spends saying how to continue."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 @contextmanager
 def sigterm_interrupts() -> Iterator[None]:
-    """Within: SIGTERM raises ``Terminated`` (once; a second one, say from a launcher following
-    up a Ctrl-C, is ignored while the first unwinds). Outside the main thread, where Python
-    cannot install handlers, SIGTERM keeps its default action."""
+    """Within: SIGTERM raises ``Terminated`` (once: later ones are ignored while it unwinds).
+    Outside the main thread, where Python cannot install handlers, SIGTERM keeps its default
+    action."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def terminate(_signum: int, _frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ignore_sigterm()
         raise Terminated(f"signal {signal.SIGTERM.name}")
 
     previous = signal.signal(signal.SIGTERM, terminate)

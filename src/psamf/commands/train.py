@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from psamf.commands._args import add_command, add_preset_argument
-from psamf.errors import AlreadyExistsError, InputError
+from psamf.errors import AlreadyExistsError, InputError, PsamfError
 
 if TYPE_CHECKING:
     from psamf.training.distributed import World
@@ -275,9 +275,9 @@ def _train(args: argparse.Namespace) -> int:
                             on_epoch=(lambda _: session.save()) if session else None)
     except KeyboardInterrupt as stop:
         return _interrupted(folder, stop, world, session)
-    except BaseException:
-        if session is not None:
-            session.save("failed", 1)
+    except Exception as err:
+        if session is not None:  # the status psamf.cli.main ends with: 2 for a user error
+            session.save("failed", 2 if isinstance(err, (PsamfError, OSError)) else 1)
         raise
     if session is None:
         world.close()
@@ -321,8 +321,9 @@ def _interrupted(folder: Path, stop: KeyboardInterrupt, world: World | None = No
                  session: Session | None = None) -> int:
     """Ctrl-C or SIGTERM: the last checkpoint is on disk (writes are atomic); record the call
     as interrupted and say how to go on from it. The shell's status for the signal."""
-    from psamf.cli import exit_status
+    from psamf.cli import exit_status, ignore_sigterm
 
+    ignore_sigterm()  # a launcher may follow a Ctrl-C with SIGTERM: finish saying how to resume
     status = exit_status(stop)
     if world is not None and not world.is_main:
         return status  # rank 0 says it once
