@@ -220,14 +220,7 @@ def _train(args: argparse.Namespace) -> int:
         # made on a GPU machine, resumed on a CPU one
         device = world.device or resolve_device(config.housekeeping.device)
         check_device_settings(config, device)
-        # rank 0 first (it fills the P cache the others then read); the others follow its fate
-        if world.is_main:
-            prepared = _tell_others(world, lambda: prepare_for_run(
-                folder, personality_encoder=moved_encoder))
-        else:
-            _follow_rank0(world)
-            prepared = prepare_for_run(folder, personality_encoder=moved_encoder)
-        log.info("resuming run %s", folder)
+        prepared = None  # read once this call is recorded: the reading takes time too
     else:
         config = build_config(args)
         world = init_world(config.housekeeping.device)
@@ -259,17 +252,26 @@ def _train(args: argparse.Namespace) -> int:
         else:
             _follow_rank0(world)
             prepared = prepare(config)
-    if world.is_main:
-        print(prepared.dataset.summary())
-        used = {name: len(split) for name, split in prepared.raw.items()}
-        if any(used[name] != len(prepared.dataset.splits[name]) for name in used):
-            print("  used (data.limit_*): " + ", ".join(f"{k} {v}" for k, v in used.items()))
-    # Rank 0 records this call in run.json now and keeps it current, so that a call that never
-    # finishes (stopped, killed) still counts.
+    # Rank 0 records this call in run.json as soon as the run folder is complete and keeps it
+    # current, so that a call that never finishes (stopped, killed) still counts.
     session = Session(folder, command=command, started=started, resumed=args.resume is not None,
                       device=str(device), load_at_start=load_at_start,
                       world_size=world.size) if world.is_main else None
     try:
+        if prepared is None:
+            # rank 0 first (it fills the P cache the others then read); the others follow it
+            if world.is_main:
+                prepared = _tell_others(world, lambda: prepare_for_run(
+                    folder, personality_encoder=moved_encoder))
+            else:
+                _follow_rank0(world)
+                prepared = prepare_for_run(folder, personality_encoder=moved_encoder)
+            log.info("resuming run %s", folder)
+        if world.is_main:
+            print(prepared.dataset.summary())
+            used = {name: len(split) for name, split in prepared.raw.items()}
+            if any(used[name] != len(prepared.dataset.splits[name]) for name in used):
+                print("  used (data.limit_*): " + ", ".join(f"{k} {v}" for k, v in used.items()))
         summary = train_run(folder, prepared, world=world,
                             on_step=session.tick if session else None,
                             on_epoch=(lambda _: session.save()) if session else None)

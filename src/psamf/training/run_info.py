@@ -1,10 +1,12 @@
 """What each ``psamf train`` call on a run folder cost and ran: ``run.json``'s ``sessions`` list.
 
-A run may take several calls (``--resume`` after a stop). Each call appends its entry when it
-starts and keeps it current while it runs (every epoch end, at most a minute apart in between,
-and on exit), so a call that never finishes still counts: ``status`` is ``finished``,
-``interrupted`` (Ctrl-C or SIGTERM; ``exit_status`` 130 or 143, the run resumes from its last
-checkpoint), ``failed`` (an error), or ``running`` (the call is still going, or was killed
+A run may take several calls (``--resume`` after a stop). Each call appends its entry as soon as
+the run folder is complete (a new run's once its data is prepared and the folder made; a resumed
+one's before it reads its data) and keeps it current while it runs (every epoch end, at most a
+minute apart in between, and on exit), so a call that never finishes still counts; its wall time
+runs from ``psamf.cli.main``'s start. ``status``: ``finished``; ``interrupted`` (Ctrl-C or SIGTERM,
+``exit_status`` 130 or 143; the run resumes from its last checkpoint); ``failed`` (an error,
+``exit_status`` 2 for a user error); or ``running`` (the call is still going, or was killed
 outright, SIGKILL or out of memory, and its figures are those of its last update).
 
 An entry holds: the command, the code's git commit when the call started, when it started (UTC),
