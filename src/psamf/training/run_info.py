@@ -3,11 +3,12 @@
 A run may take several calls (``--resume`` after a stop). Each call appends its entry as soon as
 the run folder is complete (a new run's once its data is prepared and the folder made; a resumed
 one's before it reads its data) and keeps it current while it runs (every epoch end, at most a
-minute apart in between, and on exit), so a call that never finishes still counts; its wall time
-runs from ``psamf.cli.main``'s start. ``status``: ``finished``; ``interrupted`` (Ctrl-C or SIGTERM,
-``exit_status`` 130 or 143; the run resumes from its last checkpoint); ``failed`` (an error,
-``exit_status`` 2 for a user error); or ``running`` (the call is still going, or was killed
-outright, SIGKILL or out of memory, and its figures are those of its last update).
+minute apart while it trains, and on exit), so a call that never finishes still counts; its
+wall time runs from ``psamf.cli.main``'s start. ``status``: ``finished``; ``interrupted``
+(Ctrl-C or SIGTERM, ``exit_status`` 130 or 143; the run resumes from its last checkpoint);
+``failed`` (an error, ``exit_status`` 2 for a user error); or ``running`` (the call is still
+going, or was killed outright, SIGKILL or out of memory, and its figures are those of its last
+update).
 
 An entry holds: the command, the code's git commit when the call started, when it started (UTC),
 the device, the number of processes (``world_size``, DDP), wall seconds, the peak memory it
@@ -29,8 +30,9 @@ from typing import Any
 from psamf.io import write_json
 from psamf.provenance import git_commit
 
-# Between epoch ends the entry is rewritten at most this often (seconds): a call killed outright
-# loses at most this much of its wall time, at the cost of one small file write a minute.
+# While it trains, the entry is rewritten at most this often (seconds): a call killed outright
+# mid-epoch loses at most this much of its wall time (one inside validation or test, the time
+# since the last update), at the cost of one small file write a minute.
 UPDATE_EVERY_S = 60.0
 
 
