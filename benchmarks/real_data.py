@@ -46,7 +46,6 @@ from benchmarks.stats import fmt
 from psamf.data import default_data_root
 from psamf.errors import InputError
 from psamf.io import write_json
-from psamf.provenance import git_commit
 from psamf.training import runs
 from psamf.training.config import DEFAULT_PERSONALITY_ENCODER, TrainConfig, apply_overrides
 from psamf.training.presets import get_preset
@@ -272,32 +271,9 @@ def try_lock(job: Job) -> IO[str] | None:
 
 # --- running one job ------------------------------------------------------------------------------
 
-# The queue's record of each psamf train call on a run folder, rewritten as the call's output
-# arrives: run.json's ``sessions`` list only calls that finished, while a call stopped at the
-# deadline (SIGTERM, which psamf train does not catch) or killed outright must still count.
-ATTEMPTS_FILE = "bench_attempts.json"
-
 
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _attempts(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / ATTEMPTS_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
-
-
-def wait_peak_rss(proc: subprocess.Popen) -> float | None:
-    """Wait for ``proc``; its peak resident memory in MiB (None if another wait reaped it)."""
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    except ChildProcessError:  # the deadline timer's poll() got there first
-        proc.wait()
-        return None
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    # Linux reports kilobytes; a child's figure starts from the queue's own size at fork
-    # (~0.3 GiB), far below a training run's.
-    return round(usage.ru_maxrss / 1024, 1)
 
 
 def run_psamf(job: Job, *, deadline: float | None, lock: IO[str]) -> int | None:
@@ -321,19 +297,8 @@ def run_psamf(job: Job, *, deadline: float | None, lock: IO[str]) -> int | None:
     LOGS.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
            "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
-    # What the wall time depends on besides the code: torch threads, how busy the machine was.
-    earlier, attempt = _attempts(run_dir), {
-        "command": command, "commit": git_commit(), "started": now(), "wall_s": 0.0, "rc": None,
-        "omp_threads": os.environ.get("OMP_NUM_THREADS"),
-        "load_at_start": round(os.getloadavg()[0], 2), "peak_rss_mib": None}
-
-    def record(**ended: Any) -> None:  # kept current: the session may end at any time
-        attempt.update(wall_s=round(time.monotonic() - start, 2), **ended)
-        if run_dir.exists():  # a new run's folder appears once psamf train has prepared it
-            write_json(run_dir / ATTEMPTS_FILE, [*earlier, attempt])
-
     print(f"[bench] {job.experiment.key} seed {job.seed}: {command}", flush=True)
-    start, stopped = time.monotonic(), threading.Event()
+    stopped = threading.Event()
     with open(LOGS / f"{job.run_name}.log", "a", encoding="utf-8") as log:
         log.write(f"\n[bench {now()}] {command}\n")
         proc = subprocess.Popen([sys.executable, "-m", "psamf", *args], cwd=ROOT, env=env,
@@ -354,8 +319,7 @@ def run_psamf(job: Job, *, deadline: float | None, lock: IO[str]) -> int | None:
                 log.write(line)
                 log.flush()
                 print(f"[bench]   {line.rstrip()}", flush=True)
-                record()
-            attempt["peak_rss_mib"] = wait_peak_rss(proc)
+            proc.wait()
         except BaseException:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -363,7 +327,6 @@ def run_psamf(job: Job, *, deadline: float | None, lock: IO[str]) -> int | None:
             raise
         finally:
             timer.cancel()
-            record(rc=proc.returncode)
     return None if stopped.is_set() else proc.returncode
 
 
@@ -374,23 +337,39 @@ def _epoch_seconds(history: list[dict[str, Any]]) -> list[float]:
     return [round(sum(h["seconds"].values()), 2) for h in history[1:] if h.get("seconds")]
 
 
+def _calls(run_dir: Path, sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every ``psamf train`` call on the run folder, from run.json's sessions. A folder started
+    before psamf train recorded calls as they ran has the queue's own record of its calls in
+    bench_attempts.json; sessions that started after its last call ended count on top."""
+    legacy = run_dir / "bench_attempts.json"
+    if not legacy.is_file():
+        return sessions
+    calls = [{"command": a["command"], "git_commit": a["commit"], "wall_seconds": a["wall_s"],
+              "peak_memory_mib": {"rss": a["peak_rss_mib"]}, "started": a["started"]}
+             for a in json.loads(legacy.read_text(encoding="utf-8"))]
+    end = max(dt.datetime.fromisoformat(c["started"]).timestamp() + c["wall_seconds"]
+              for c in calls)
+    return calls + [s for s in sessions
+                    if "started" in s and dt.datetime.fromisoformat(s["started"]).timestamp() > end]
+
+
 def collect(job: Job) -> dict[str, Any] | None:
     """The result file's content, from a finished run folder (None if the seed has not finished):
     metrics and history from its metrics.json, the config as the run saved it (TrainConfig would
-    fill keys added since with today's defaults), what P it used from run.json, and wall time,
-    commits and memory from the queue's record of its calls."""
+    fill keys added since with today's defaults), and from its run.json what P it used and the
+    wall time, commits and memory of every call (``_calls``)."""
     metrics = runs.read_seed_metrics(job.run_dir, job.seed)
     if metrics is None:
         return None
     finished = (runs.seed_dir(job.run_dir, job.seed) / runs.METRICS_FILE).stat().st_mtime
     config = yaml.safe_load((job.run_dir / runs.CONFIG_FILE).read_text(encoding="utf-8"))
     run_info = json.loads((job.run_dir / runs.RUN_INFO).read_text(encoding="utf-8"))
-    attempts, exp = _attempts(job.run_dir), job.experiment
+    calls, exp = _calls(job.run_dir, run_info.get("sessions", [])), job.experiment
     p_encoder = config.get(runs.ENCODER_KEY) if exp.uses_personality() else None
     # What the run recorded when it computed P (newer runs' run.json); else the folder now.
     p_started = run_info.get("personality") or {}
     identity = None if p_encoder is None else p_started.get("identity")
-    first = attempts[0] if attempts else {}
+    first = calls[0] if calls else {}
     resumed_first = "--resume" in first.get("command", "")
     return {
         "experiment": exp.key, "group": exp.group, "name": exp.name, "label": exp.label,
@@ -411,17 +390,17 @@ def collect(job: Job) -> dict[str, Any] | None:
             "not recorded by the run (its run.json predates identity recording)"),
         "budget": exp.budget.name,
         "command": run_info.get("command"),
-        "resume_commands": [a["command"] for a in attempts if "--resume" in a["command"]],
-        "git_commit": first.get("commit", "unknown"),
-        "git_commits": sorted({a.get("commit", "unknown") for a in attempts}),
-        "wall_s": round(sum(a.get("wall_s", 0.0) for a in attempts), 2),
-        "attempts": len(attempts) + int(resumed_first),
+        "resume_commands": [c["command"] for c in calls if "--resume" in c["command"]],
+        "git_commit": first.get("git_commit", "unknown"),
+        "git_commits": sorted({c.get("git_commit", "unknown") for c in calls}),
+        "wall_s": round(sum(c.get("wall_seconds", 0.0) for c in calls), 2),
+        "attempts": len(calls) + int(resumed_first),
         "wall_note": ("the first attempt was stopped before the runner recorded attempts "
                       "incrementally; its wall time is missing from wall_s and epoch_s"
                       if resumed_first else ""),
         "epoch_s": _epoch_seconds(metrics.get("history", [])),
-        "peak_rss_mib": max((a["peak_rss_mib"] for a in attempts if a.get("peak_rss_mib")),
-                            default=None),
+        "peak_rss_mib": max((c["peak_memory_mib"]["rss"] for c in calls
+                             if c["peak_memory_mib"].get("rss")), default=None),
         # When the run wrote its metrics, not when they were collected.
         "finished_at": dt.datetime.fromtimestamp(finished, dt.timezone.utc)
         .strftime("%Y-%m-%dT%H:%M:%SZ"),

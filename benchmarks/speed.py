@@ -188,7 +188,7 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
         proc = subprocess.Popen([sys.executable, "-m", "psamf", *train_args], cwd=ROOT, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
         try:
-            peak_mib = real_data.wait_peak_rss(proc)
+            proc.wait()
         except BaseException:  # Ctrl-C or SIGTERM (see main): do not leave the run behind
             if proc.poll() is None:
                 proc.terminate()
@@ -198,8 +198,9 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
     rc = proc.returncode
     if rc != 0:
         sys.exit(f"training failed ({rc}); see {log_path}")
-    if peak_mib is None:
-        sys.exit(f"could not read the peak memory of the training process; see {log_path}")
+    # The process's own peak resident set, as psamf train records its call in run.json
+    run_info = json.loads((out / name / "run.json").read_text(encoding="utf-8"))
+    peak_mib = run_info["sessions"][-1]["peak_memory_mib"]["rss"]
     text = log_path.read_text(encoding="utf-8")
     start_line = re.search(r"^(\d\d):(\d\d):(\d\d) INFO \S+: run folder", text, re.M)
     epoch_line = re.search(r"^(\d\d):(\d\d):(\d\d) INFO \S+: seed \d+ epoch 1/1", text, re.M)
@@ -208,7 +209,7 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
         def secs(m: re.Match[str]) -> int:
             return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
         epoch_s = (secs(epoch_line) - secs(start_line)) % 86400
-    sizes = json.loads((out / name / "run.json").read_text(encoding="utf-8"))["dataset"]["sizes"]
+    sizes = run_info["dataset"]["sizes"]
     steps = -(-sizes["train"] // 32)  # batches of 32, the last one partial
     label = "whole epoch" if full else f"{sizes['train']} utterances"
     rows = [[f"PSA-MF text + personality (MiniLM), MOSEI ({label}), batch 32", str(steps),
@@ -225,7 +226,7 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
         "header": ["run", "training steps", "peak RSS MiB", "process wall s",
                    "training + validation s", "steps/s (incl. validation)"],
         "rows": rows,
-        "notes": [f"Peak resident set size of the `psamf train` process (rusage of the child), "
+        "notes": [f"Peak resident set size of the `psamf train` process (run.json's record), "
                   f"over {scope} the MOSEI training split ({sizes['train']} utterances), "
                   f"validation ({sizes['valid']}) and test "
                   f"({sizes['test']}), data loading and the personality cache (P computed for "

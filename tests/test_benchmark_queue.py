@@ -218,8 +218,12 @@ def test_epoch_seconds_come_from_the_runs_own_history() -> None:
 
 def test_every_call_of_a_stopped_and_resumed_run_counts_in_its_result(tmp_path, monkeypatch):
     """run_psamf on a real tiny run: a call stopped at the deadline returns None; a call killed
-    outright (which run.json's sessions never see) still counts in the queue's own record, so
-    the collected result sums the wall time of every call and names each command."""
+    outright still counts (psamf train records each call in run.json from its start), so the
+    collected result sums the wall time of every call and names each command. A run folder
+    started before that (its calls in the queue's bench_attempts.json) counts those calls plus
+    the sessions that started after them."""
+    import json
+
     from training_fixtures import fast_overrides, tiny_encoder
 
     monkeypatch.setattr(real_data, "RUNS", tmp_path / "runs")
@@ -250,13 +254,32 @@ def test_every_call_of_a_stopped_and_resumed_run_counts_in_its_result(tmp_path, 
         assert real_data.collect(job) is None
         assert real_data.run_psamf(job, deadline=None, lock=lock) == 0
     result = real_data.collect(job)
-    attempts = real_data._attempts(job.run_dir)
-    assert [a["rc"] for a in attempts] == [-signal.SIGKILL, 0]
+    run_info = json.loads((job.run_dir / "run.json").read_text(encoding="utf-8"))
+    sessions = run_info["sessions"]
+    assert [s["status"] for s in sessions] == ["running", "finished"]  # killed, then resumed
     assert result["attempts"] == 2 and result["wall_note"] == ""
-    assert result["wall_s"] == pytest.approx(sum(a["wall_s"] for a in attempts), abs=0.02)
-    assert attempts[0]["wall_s"] > 0 and result["wall_s"] > attempts[1]["wall_s"]
-    assert result["command"] == attempts[0]["command"]  # run.json's, as the queue ran it
-    assert result["resume_commands"] == [attempts[1]["command"]]
-    assert "--resume" in attempts[1]["command"] and "--resume" not in attempts[0]["command"]
-    assert result["git_commits"] == sorted({a["commit"] for a in attempts})
+    assert result["wall_s"] == pytest.approx(sum(s["wall_seconds"] for s in sessions), abs=0.02)
+    assert sessions[0]["wall_seconds"] > 0 and result["wall_s"] > sessions[1]["wall_seconds"]
+    assert result["command"] == sessions[0]["command"] == run_info["command"]
+    assert result["resume_commands"] == [sessions[1]["command"]]
+    assert "--resume" in sessions[1]["command"] and "--resume" not in sessions[0]["command"]
+    assert result["git_commits"] == sorted({s["git_commit"] for s in sessions})
     assert result["peak_rss_mib"] > 50 and result["test"]["mae"] >= 0
+
+    # As if the first call had been made by the queue before psamf train kept sessions current:
+    # bench_attempts.json holds it (and a session of the old kind, recorded at the end without
+    # a start, duplicates it); only sessions that started after it ended count on top.
+    legacy = {"command": "psamf train --legacy", "commit": "abc", "wall_s": 7.5,
+              "peak_rss_mib": 900.0, "started": "2020-01-01T00:00:00Z", "rc": 0}
+    (job.run_dir / "bench_attempts.json").write_text(json.dumps([legacy]), encoding="utf-8")
+    old_kind = {k: v for k, v in sessions[0].items() if k not in ("started", "status")}
+    run_info["sessions"] = [old_kind, sessions[1]]
+    (job.run_dir / "run.json").write_text(json.dumps(run_info), encoding="utf-8")
+    mixed = real_data.collect(job)
+    assert mixed["attempts"] == 2 and mixed["git_commit"] == "abc"
+    assert mixed["wall_s"] == pytest.approx(7.5 + sessions[1]["wall_seconds"], abs=0.02)
+    assert mixed["peak_rss_mib"] == 900.0
+    assert mixed["resume_commands"] == [sessions[1]["command"]]
+    legacy["started"] = sessions[1]["started"]  # the old queue ran the call that made it
+    (job.run_dir / "bench_attempts.json").write_text(json.dumps([legacy]), encoding="utf-8")
+    assert real_data.collect(job)["attempts"] == 1

@@ -9,6 +9,7 @@ import os
 import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,8 @@ def test_run_json_records_commit_wall_time_and_memory(tiny_run):
     assert info["git_commit"] == git_commit() != ""
     (session,) = info["sessions"]
     assert session["git_commit"] == info["git_commit"] and session["resumed"] is False
+    assert (session["status"], session["exit_status"]) == ("finished", 0)
+    assert session["started"].endswith("Z") and len(session["started"]) == 20
     assert session["wall_seconds"] > 0 and session["peak_memory_mib"]["rss"] > 10
     assert session["threads"] == torch.get_num_threads() >= 1
     for when in ("start", "end"):
@@ -300,8 +303,49 @@ def test_ctrl_c_exits_130_resumably_and_files_honour_the_umask(workdir, encoder,
     assert "resuming after epoch" in text and "\r" not in text
     assert read_json(run / "seed-0" / "metrics.json")["epochs_run"] == 3
     sessions = read_json(run / "run.json")["sessions"]
-    assert [s["resumed"] for s in sessions] == [True]  # the interrupted call did not finish
+    assert [(s["resumed"], s["status"], s["exit_status"]) for s in sessions] == [
+        (False, "interrupted", 130), (True, "finished", 0)]
     assert _check_modes(run, cache) > 15
+
+
+def test_sigterm_and_sigkill_mid_epoch_still_count_in_run_json(workdir, encoder, tmp_path):
+    """SIGTERM (a scheduler's stop) is handled like Ctrl-C: the resume line, exit 143, the call
+    recorded as interrupted. A call killed outright keeps its entry as last updated (status
+    running, its wall time up to its last epoch end); the folder still resumes to the end."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    overrides = fast_overrides(encoder, tmp_path / "cache", epochs=3, checkpoint_every_steps=1)
+    run = tmp_path / "runs" / "stopped"
+
+    def start(*argv: str) -> subprocess.Popen:
+        return subprocess.Popen(_psamf("train", "--no-progress", *argv), env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_umask_022)
+
+    proc = start("--out", str(tmp_path / "runs"), "--name", "stopped", *overrides)
+    sent = signal_in_second_epoch(proc, run, signal.SIGTERM) is not None
+    err = proc.stderr.read()
+    assert sent, f"run ended before it could be stopped: {err[-2000:]}"
+    assert proc.returncode == 143, err[-2000:]
+    assert err.strip().splitlines()[-1] == f"psamf train: interrupted; continue from the last " \
+                                           f"checkpoint with: psamf train --resume {run}"
+    assert "Traceback" not in err
+
+    # Resumed inside epoch 2: killed inside epoch 3, once epoch 2's end has been recorded.
+    proc, state = start("--resume", str(run)), run / "seed-0" / "checkpoint" / "state.json"
+    while proc.poll() is None and json.loads(state.read_text())["loop"]["epoch"] < 2:
+        time.sleep(0.01)
+    assert signal_in_second_epoch(proc, run, signal.SIGKILL) is not None, proc.stderr.read()
+    assert proc.returncode == -signal.SIGKILL
+
+    resumed = subprocess.run(_psamf("train", "--resume", str(run), "--no-progress"), env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    sessions = read_json(run / "run.json")["sessions"]
+    assert [(s["status"], s["exit_status"], s["resumed"]) for s in sessions] == [
+        ("interrupted", 143, False), ("running", None, True), ("finished", 0, True)]
+    assert all(s["wall_seconds"] > 0 and s["peak_memory_mib"]["rss"] > 10 for s in sessions)
+    assert read_json(run / "seed-0" / "metrics.json")["epochs_run"] == 3
 
 
 def test_pretrain_personality_writes_no_bars_into_a_log(workdir, encoder, tmp_path):

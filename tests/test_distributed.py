@@ -128,9 +128,10 @@ def test_rank0_writes_whole_split_predictions_once(one, workdir, two):
         assert float(row.split(",")[2]) == pytest.approx(float(ref.split(",")[2]), abs=1e-4)
     # one event file per launch (rank 0's), not one per process
     assert len(list((run / "seed-0" / "tensorboard").glob("events.out.tfevents.*"))) == 2
-    sessions = read_json(run / "run.json")["sessions"]  # the stopped call records none
-    assert [(s["world_size"], s["resumed"]) for s in sessions] == [(2, True)]
-    assert sessions[0]["threads"] == 1  # OMP_NUM_THREADS=1 here; cores // 2 otherwise
+    sessions = read_json(run / "run.json")["sessions"]  # rank 0 records each call, once
+    assert [(s["world_size"], s["resumed"], s["status"]) for s in sessions] == [
+        (2, False, "interrupted"), (2, True, "finished")]
+    assert sessions[1]["threads"] == 1  # OMP_NUM_THREADS=1 here; cores // 2 otherwise
 
 
 @pytest.mark.parametrize("value", ["0", "two", "-1"])

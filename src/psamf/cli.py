@@ -5,7 +5,8 @@ parser is assembled from ``COMMANDS`` so that ``--help`` always lists what exist
 
 Every user error ends the same way: one line ``psamf CMD: error: ...`` on stderr, exit status 2
 (bad flags included: argparse's usage dump is replaced by a pointer to ``--help``). Ctrl-C ends
-with exit status 130 and, where the command can continue, how to do so.
+with exit status 130 and, where the command can continue, how to do so; ``psamf train`` treats
+SIGTERM (a scheduler's stop, ``kill``) the same way, with the shell's status for it, 143.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 from psamf import __version__
@@ -25,6 +31,44 @@ COMMANDS: tuple[str, ...] = (
     "pretrain_personality",
 )
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that it unwinds like Ctrl-C."""
+
+    signum = signal.SIGTERM
+
+
+def exit_status(stop: KeyboardInterrupt) -> int:
+    """The shell's status for a process ended by the signal behind ``stop`` (128 + its number)."""
+    return 128 + int(getattr(stop, "signum", signal.SIGINT))
+
+
+def ignore_sigterm() -> None:
+    """Ignore SIGTERM from now on (until ``sigterm_interrupts`` restores the handler it found):
+    for the moments an interrupted command spends saying how to continue."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within: SIGTERM raises ``Terminated`` (once: later ones are ignored while it unwinds).
+    Outside the main thread, where Python cannot install handlers, SIGTERM keeps its default
+    action."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(_signum: int, _frame: object) -> None:
+        ignore_sigterm()
+        raise Terminated(f"signal {signal.SIGTERM.name}")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -74,9 +118,11 @@ def _subparser(parser: argparse.ArgumentParser, name: str | None) -> argparse.Ar
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.time()  # before the imports below (seconds): run.json's wall time counts them
     parser = build_parser()
     args = parse(parser, argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # as given (psamf train --nproc)
+    args.started = started
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -91,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         # User errors (and the machine's: disk full, permissions): one line, no traceback.
         print(f"psamf {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         # Commands that can continue say how (train, pretrain-personality catch it themselves).
         print(f"psamf {args.command}: interrupted", file=sys.stderr)
-        return INTERRUPTED
+        return exit_status(stop)
 
 
 def one_line(err: BaseException) -> str:

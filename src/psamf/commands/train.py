@@ -14,7 +14,10 @@ Examples::
 
 Every check (data, config, device and its precision, model construction) runs before the run
 folder is made, so a refused run leaves nothing in --out. Ctrl-C stops with exit status 130 and
-prints the ``--resume`` command that continues the run from its last checkpoint.
+prints the ``--resume`` command that continues the run from its last checkpoint; SIGTERM (a
+scheduler's stop: SLURM, Kubernetes, ``kill``) does the same with exit status 143. Each call is
+recorded in the run folder's run.json (``sessions``) from its start, kept current while it runs,
+so a stopped or killed call still counts (see ``psamf.training.run_info``).
 
 Distributed data parallel (``--nproc N`` or torchrun): gloo on CPU, NCCL on CUDA (one GPU per
 process); ``batch_size`` is the global batch, shared out so that N processes train on the batches
@@ -37,10 +40,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from psamf.commands._args import add_command, add_preset_argument
-from psamf.errors import AlreadyExistsError, InputError
+from psamf.errors import AlreadyExistsError, InputError, PsamfError
 
 if TYPE_CHECKING:
     from psamf.training.distributed import World
+    from psamf.training.run_info import Session
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -173,7 +177,10 @@ def run(args: argparse.Namespace) -> int:
         if nproc > 1:
             build_config(args)  # a bad override is refused here, once, not by every process
             return launch(args.argv, nproc)
-    return _train(args)
+    from psamf.cli import sigterm_interrupts
+
+    with sigterm_interrupts():
+        return _train(args)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -181,7 +188,7 @@ def _train(args: argparse.Namespace) -> int:
     from psamf.training.distributed import init_world
     from psamf.training.prepare import prepare
     from psamf.training.reports import SYNTHETIC_BANNER, markdown_table
-    from psamf.training.run_info import load_average, record_session
+    from psamf.training.run_info import Session, load_average
     from psamf.training.runs import (
         check_writable,
         create_run,
@@ -195,7 +202,8 @@ def _train(args: argparse.Namespace) -> int:
 
     quiet_transformers(getattr(args, "verbose", False))
 
-    started, load_at_start = time.time(), load_average()
+    # cli.main's start, before its imports; load_at_start: the machine as the call found it
+    started, load_at_start = getattr(args, "started", time.time()), load_average()
     command = "psamf " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.resume is not None:
         moved_encoder, others = encoder_override(list(args.overrides))
@@ -212,14 +220,7 @@ def _train(args: argparse.Namespace) -> int:
         # made on a GPU machine, resumed on a CPU one
         device = world.device or resolve_device(config.housekeeping.device)
         check_device_settings(config, device)
-        # rank 0 first (it fills the P cache the others then read); the others follow its fate
-        if world.is_main:
-            prepared = _tell_others(world, lambda: prepare_for_run(
-                folder, personality_encoder=moved_encoder))
-        else:
-            _follow_rank0(world)
-            prepared = prepare_for_run(folder, personality_encoder=moved_encoder)
-        log.info("resuming run %s", folder)
+        prepared = None  # read once this call is recorded: the reading takes time too
     else:
         config = build_config(args)
         world = init_world(config.housekeeping.device)
@@ -245,26 +246,45 @@ def _train(args: argparse.Namespace) -> int:
 
             try:
                 prepared = _tell_others(world, make_run)
-            except KeyboardInterrupt:
-                return _interrupted(folder, world)
+            except KeyboardInterrupt as stop:
+                return _interrupted(folder, stop, world)
             log.info("run folder %s", folder)
         else:
             _follow_rank0(world)
             prepared = prepare(config)
-    if world.is_main:
-        print(prepared.dataset.summary())
-        used = {name: len(split) for name, split in prepared.raw.items()}
-        if any(used[name] != len(prepared.dataset.splits[name]) for name in used):
-            print("  used (data.limit_*): " + ", ".join(f"{k} {v}" for k, v in used.items()))
+    # Rank 0 records this call in run.json as soon as the run folder is complete and keeps it
+    # current, so that a call that never finishes (stopped, killed) still counts.
+    session = Session(folder, command=command, started=started, resumed=args.resume is not None,
+                      device=str(device), load_at_start=load_at_start,
+                      world_size=world.size) if world.is_main else None
     try:
-        summary = train_run(folder, prepared, world=world)
-    except KeyboardInterrupt:
-        return _interrupted(folder, world)
-    if not world.is_main:
+        if prepared is None:
+            # rank 0 first (it fills the P cache the others then read); the others follow it
+            if world.is_main:
+                prepared = _tell_others(world, lambda: prepare_for_run(
+                    folder, personality_encoder=moved_encoder))
+            else:
+                _follow_rank0(world)
+                prepared = prepare_for_run(folder, personality_encoder=moved_encoder)
+            log.info("resuming run %s", folder)
+        if world.is_main:
+            print(prepared.dataset.summary())
+            used = {name: len(split) for name, split in prepared.raw.items()}
+            if any(used[name] != len(prepared.dataset.splits[name]) for name in used):
+                print("  used (data.limit_*): " + ", ".join(f"{k} {v}" for k, v in used.items()))
+        summary = train_run(folder, prepared, world=world,
+                            on_step=session.tick if session else None,
+                            on_epoch=(lambda _: session.save()) if session else None)
+    except KeyboardInterrupt as stop:
+        return _interrupted(folder, stop, world, session)
+    except Exception as err:
+        if session is not None:  # the status psamf.cli.main ends with: 2 for a user error
+            session.save("failed", 2 if isinstance(err, (PsamfError, OSError)) else 1)
+        raise
+    if session is None:
         world.close()
         return 0
-    record_session(folder, command=command, started=started, resumed=args.resume is not None,
-                   device=str(device), load_at_start=load_at_start, world_size=world.size)
+    session.save("finished", 0)
     world.close()
     print()
     if prepared.dataset.synthetic:
@@ -299,19 +319,25 @@ def _follow_rank0(world: World) -> None:
         raise SystemExit(2)
 
 
-def _interrupted(folder: Path, world: World | None = None) -> int:
-    """Ctrl-C: the last checkpoint is on disk (writes are atomic); say how to go on from it."""
-    from psamf.cli import INTERRUPTED
+def _interrupted(folder: Path, stop: KeyboardInterrupt, world: World | None = None,
+                 session: Session | None = None) -> int:
+    """Ctrl-C or SIGTERM: the last checkpoint is on disk (writes are atomic); record the call
+    as interrupted and say how to go on from it. The shell's status for the signal."""
+    from psamf.cli import exit_status, ignore_sigterm
 
+    ignore_sigterm()  # a launcher may follow a Ctrl-C with SIGTERM: finish saying how to resume
+    status = exit_status(stop)
     if world is not None and not world.is_main:
-        return INTERRUPTED  # rank 0 says it once
+        return status  # rank 0 says it once
+    if session is not None:
+        session.save("interrupted", status)
     if not (folder / "run.json").is_file():  # stopped inside create_run's few milliseconds
         what = f"delete {folder} and start again" if folder.exists() else "nothing was written"
         print(f"psamf train: interrupted before the run folder was complete; {what}",
               file=sys.stderr)
-        return INTERRUPTED
+        return status
     processes = ["--nproc", str(world.size)] if world is not None and world.distributed else []
     resume = shlex.join(["psamf", "train", "--resume", str(folder), *processes])
     print(f"psamf train: interrupted; continue from the last checkpoint with: {resume}",
           file=sys.stderr)
-    return INTERRUPTED
+    return status

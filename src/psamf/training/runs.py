@@ -5,7 +5,8 @@ Layout of ``runs/<name>/``::
     config.yaml             the resolved TrainConfig (``personality_encoder=auto`` already resolved)
     run.json                command line, dataset, psamf version, git commit, the encoder that gave
                             P (as configured, its absolute folder and its content identity), each
-                            finished train call's wall time and peak memory (``sessions``)
+                            train call's wall time, peak memory and how it ended (``sessions``,
+                            kept current while the call runs: see ``run_info``)
     summary.{md,csv,json}   per-seed test/valid metrics and mean ± std (json: + P's identity)
     seed-<k>/
         best/model.safetensors, best/state.json   weights chosen on validation MAE
