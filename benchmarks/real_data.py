@@ -164,7 +164,10 @@ def _group(spec: dict[str, Any], budgets: dict[str, Budget],
     in a main comparison each row's baseline is the last row."""
     name, budget, seeds = spec.pop("name"), budgets[spec.pop("budget")], tuple(spec.pop("seeds"))
     rows = spec.pop("rows")
-    ref = known[spec["variants_of"]] if spec.get("variants_of") else None
+    if (ref_key := spec.get("variants_of")) and ref_key not in known:
+        raise InputError(f"group {name}: variants_of {ref_key!r} is not an experiment declared "
+                         "above it (GROUP/NAME)")
+    ref = known[ref_key] if ref_key else None
     last = f"{name}/{rows[-1][0]}"
     exps = tuple(Experiment(
         name, row, label, budget,
@@ -191,20 +194,31 @@ def _declarations() -> tuple[dict[str, Budget], dict[str, Group]]:
                                  name, spec["dataset"],
                                  dict(s.split("=", 1) for s in spec["settings"]), spec["preset"]))
         known: dict[str, Experiment] = {}
-        groups = {g.name: g for g in (_group(s, budgets, known) for s in data["groups"])}
-        keys = [e.key for g in groups.values() for e in g.experiments]
+        declared = [_group(s, budgets, known) for s in data["groups"]]
+        keys = [e.key for g in declared for e in g.experiments]
+        names = [g.name for g in declared] + keys
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise InputError(f"declared twice: {', '.join(twice)} (each group, and each row of "
+                             "a group, needs a name of its own)")
         refs = {e.baseline for e in known.values() if e.baseline} | {
-            k for g in groups.values() if g.goal for c in g.goal.candidates for k in c[:2]} | {
-            k for g in groups.values() for k in g.include}
-        if len(set(keys)) != len(keys) or refs - set(keys) or len(groups) != len(data["groups"]):
-            raise InputError(f"groups or experiments declared twice ({keys}), or unknown ones "
-                             f"referenced ({sorted(refs - set(keys))})")
+            k for g in declared if g.goal for c in g.goal.candidates for k in c[:2]} | {
+            k for g in declared for k in g.include}
+        if unknown := sorted(refs - set(keys)):
+            raise InputError(f"not declared: {', '.join(unknown)} (goal candidates and `include` "
+                             "name experiments as GROUP/NAME)")
+        groups = {g.name: g for g in declared}
     except (KeyError, TypeError, ValueError) as err:  # InputError is a ValueError
         raise InputError(f"{DECLARATIONS}: {err}") from None
     return budgets, groups
 
 
-BUDGETS, GROUPS = _declarations()
+try:
+    BUDGETS, GROUPS = _declarations()
+except InputError as err:  # run as a command: one line and exit status 2, not a traceback
+    if __name__ != "__main__":
+        raise
+    print(f"benchmarks.real_data: error: {err}", file=sys.stderr)
+    sys.exit(2)
 EXPERIMENTS: tuple[Experiment, ...] = tuple(e for g in GROUPS.values() for e in g.experiments)
 FULL = "mosi-minilm/psamf"
 

@@ -60,19 +60,35 @@ def test_a_bad_override_fails_when_the_experiment_is_declared(overrides) -> None
                              {"model.model_type": "psamf", **overrides}, (1,))
 
 
-def test_a_typo_in_the_declarations_fails_at_list(tmp_path) -> None:
-    """The declarations are checked on import: `list` exits at once, naming the bad key."""
+@pytest.mark.parametrize(("old", "new", "named"), [
+    ("[model.align_layer=1]", "[model.align_layr=1]",
+     ["model.align_layr", "experiment design/align-layer-1"]),
+    # a second row named like the first: named alone, not buried in every key there is
+    ("      - [lmf, ", "      - [tfn, ", ["declared twice: baselines/tfn ("]),
+    ("variants_of: mosi-minilm/psamf", "variants_of: mosi-minilm/psamff",
+     ["variants_of 'mosi-minilm/psamff' is not an experiment"]),
+    ("include: [mosi-minilm/psamf, ", "include: [mosi-minilm/psamf-full, ",
+     ["not declared: mosi-minilm/psamf-full ("]),
+])
+def test_a_typo_in_the_declarations_fails_at_list(tmp_path, old, new, named) -> None:
+    """The declarations are checked on import: `list` exits at once, with one line naming the
+    bad key and nothing else."""
     bench = tmp_path / "benchmarks"
     shutil.copytree(ROOT / "benchmarks", bench, ignore=shutil.ignore_patterns("results", "*.png"))
     source = (bench / "experiments.yaml").read_text(encoding="utf-8")
-    assert "[model.align_layer=1]" in source
-    (bench / "experiments.yaml").write_text(
-        source.replace("[model.align_layer=1]", "[model.align_layr=1]"), encoding="utf-8")
+    assert old in source
+    (bench / "experiments.yaml").write_text(source.replace(old, new, 1), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(tmp_path)])}
     done = subprocess.run([sys.executable, "-m", "benchmarks.real_data", "list"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0 and "model.align_layr" in done.stderr
-    assert "experiment design/align-layer-1" in done.stderr
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    error = done.stderr.strip()
+    assert error.startswith("benchmarks.real_data: error: ") and "experiments.yaml" in error
+    assert all(n in error for n in named), error
+    assert "mosi-minilm/text-finetune" not in error  # not the list of every experiment
+
+
+def test_the_committed_declarations_list() -> None:
     ok = subprocess.run([sys.executable, "-m", "benchmarks.real_data", "list"], cwd=ROOT,
                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
                         capture_output=True, text=True, timeout=120)
