@@ -31,6 +31,9 @@ COMMANDS: tuple[str, ...] = (
     "pretrain_personality",
 )
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
+# Errors ``main`` reports as one line with exit status 2: psamf's own family (the user's input)
+# and OSError (the machine's: disk full, permissions). Anything else is a bug: a traceback, 1.
+USER_ERRORS: tuple[type[Exception], ...] = (PsamfError, OSError)
 
 
 class Terminated(KeyboardInterrupt):
@@ -133,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (PsamfError, OSError) as err:
-        # User errors (and the machine's: disk full, permissions): one line, no traceback.
+    except USER_ERRORS as err:  # one line, no traceback
         print(f"psamf {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:

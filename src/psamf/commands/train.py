@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from psamf.commands._args import add_command, add_preset_argument
-from psamf.errors import AlreadyExistsError, InputError, PsamfError
+from psamf.errors import AlreadyExistsError, InputError
 
 if TYPE_CHECKING:
     from psamf.training.distributed import World
@@ -278,8 +278,10 @@ def _train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as stop:
         return _interrupted(folder, stop, world, session)
     except Exception as err:
-        if session is not None:  # the status psamf.cli.main ends with: 2 for a user error
-            session.save("failed", 2 if isinstance(err, (PsamfError, OSError)) else 1)
+        if session is not None:  # the status psamf.cli.main ends with
+            from psamf.cli import USER_ERRORS
+
+            session.save("failed", 2 if isinstance(err, USER_ERRORS) else 1)
         raise
     if session is None:
         world.close()
