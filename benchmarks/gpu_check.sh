@@ -10,8 +10,8 @@
 #   steps  (T_STEPS=60)   the step-time benchmark on CUDA (python -m benchmarks.step_time)
 #   amp    (T_AMP=150)    step time of fp32 / bf16 / fp16 / compile / compile-bf16
 #                         (python -m benchmarks.precision --parts step)
-#   tests  (T_TESTS=120)  the test suite with PSAMF_TEST_DEVICE=cuda (pytest -n 4 if xdist is
-#                         there)
+#   tests  (T_TESTS=120)  the test suite with PSAMF_TEST_DEVICE=cuda (pytest -n TEST_WORKERS,
+#                         default 4, if xdist is there)
 # Results: gpu_check.json, gpu_check.md and gpu_check.log in $OUT if set (the device tool
 # collects $OUT), else benchmarks/. Exit status 1 if a part failed or ran out of time.
 #
@@ -114,7 +114,7 @@ if [ ${#encoders[@]} -gt 0 ]; then
 else
   skip steps "no encoder: ${missing[*]-}"; skip amp "no encoder: ${missing[*]-}"
 fi
-xdist=(); "$py" -c 'import xdist' 2>/dev/null && xdist=(-n 4 --dist loadfile)
+xdist=(); "$py" -c 'import xdist' 2>/dev/null && xdist=(-n "${TEST_WORKERS:-4}" --dist loadfile)
 part tests "${T_TESTS:-120}" env PSAMF_TEST_DEVICE=cuda "$py" -m pytest -q -p no:cacheprovider \
   "${xdist[@]+"${xdist[@]}"}" tests
 
