@@ -25,11 +25,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import psamf_command
-from training_fixtures import fast_overrides, read_json, tiny_encoder
+from training_fixtures import TEST_DEVICE_ENV, fast_overrides, read_json, tiny_encoder
 
 from psamf.cli import main
-from psamf.training.distributed import SINGLE, World, share
+from psamf.errors import InputError
+from psamf.training.distributed import SINGLE, World, check_gpus, share
 
 TOLERANCE = 1e-5
 TRAIN, BATCH = 40, 13
@@ -48,9 +50,12 @@ def overrides(workdir) -> list[str]:
     config = read_json(encoder / "config.json")
     config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     (encoder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    # NCCL when the suite runs on CUDA with a GPU for each process; else gloo on CPU (one GPU
+    # cannot hold two NCCL ranks, see test_more_processes_than_gpus_is_one_line)
+    cuda = os.environ.get(TEST_DEVICE_ENV) == "cuda" and torch.cuda.device_count() >= 2
     return fast_overrides(str(encoder), workdir / "cache", **{
         "model.dropout": 0.0, "data.limit_train": TRAIN, "data.limit_valid": 24,
-        "data.limit_test": 24, "batch_size": BATCH})
+        "data.limit_test": 24, "batch_size": BATCH, "device": "cuda" if cuda else "cpu"})
 
 
 def _env() -> dict[str, str]:
@@ -139,3 +144,40 @@ def test_a_bad_process_count_is_one_line(value, capsys):
     assert main(["train", "--nproc", value]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--nproc {value}" in err[0]
+
+
+def test_gpu_count_check_refuses_more_processes_than_gpus(monkeypatch):
+    """The rule on any machine: CUDA with fewer GPUs than processes is refused, naming both
+    ways out; CPU runs and one process are never refused (here the GPU count is patched)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for device in ("auto", "cuda", None):
+        with pytest.raises(InputError, match=r"2 processes on this machine need one GPU each, "
+                                             r"but torch sees 1; use at most 1 .* device=cpu"):
+            check_gpus(device, 2)
+    check_gpus("cuda", 1)
+    check_gpus("cpu", 8)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    check_gpus("auto", 2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_more_processes_than_gpus_is_one_line(workdir, overrides):
+    """On a real CUDA machine: one process more than its GPUs, through --nproc and through
+    torchrun, is one line and exit status 2, before any run folder is made."""
+    n = torch.cuda.device_count() + 1
+    settings = [o for o in overrides if not o.startswith("device=")] + ["device=cuda"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                f"--nproc-per-node={n}", "-m", "psamf"]
+    for name, head, flags in (("nproc", psamf_command(), ["--nproc", str(n)]),
+                              ("torchrun", torchrun, [])):
+        done = _train(workdir, f"too-many-{name}", settings, head, *flags)
+        assert done.returncode != 0, name
+        if name == "nproc":  # psamf's own launcher: refused before launching, once
+            assert done.returncode == 2
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 1 and "need one GPU each" in lines[0], done.stderr[-2000:]
+        else:  # torchrun's: every process says the same line instead of dying on set_device
+            assert "need one GPU each" in done.stderr and "invalid device ordinal" not in \
+                done.stderr, done.stderr[-2000:]
+        assert not (workdir / "runs" / f"too-many-{name}").exists()

@@ -167,7 +167,7 @@ def check_device_settings(config, device) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from psamf.training.distributed import check_nproc
+    from psamf.training.distributed import check_gpus, check_nproc
 
     if args.nproc is not None:
         nproc = check_nproc(args.nproc)
@@ -175,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--nproc: this process was already launched by torchrun; drop "
                              "--nproc (torchrun's --nproc_per_node says how many)")
         if nproc > 1:
-            build_config(args)  # a bad override is refused here, once, not by every process
+            # a bad override or too few GPUs is refused here, once, not by every process
+            check_gpus(build_config(args).housekeeping.device, nproc)
             return launch(args.argv, nproc)
     from psamf.cli import sigterm_interrupts
 

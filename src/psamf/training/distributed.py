@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-__all__ = ["SINGLE", "BatchGather", "World", "init_world", "local_cores", "share",
+__all__ = ["SINGLE", "BatchGather", "World", "check_gpus", "init_world", "local_cores", "share",
            "threads_per_process"]
 
 
@@ -118,6 +118,20 @@ def threads_per_process(nproc: int) -> int:
     return max(1, local_cores() // nproc)
 
 
+def check_gpus(device: str | None, processes: int) -> None:
+    """Refuse ``processes`` processes on this machine when ``device`` means CUDA and it has fewer
+    GPUs: NCCL takes one GPU per process, and a process past the last GPU would die at start-up
+    while the others waited for it at the rendezvous."""
+    if processes <= 1 or resolve_device(device).type != "cuda":
+        return
+    gpus = torch.cuda.device_count()
+    if processes > gpus:
+        raise InputError(
+            f"device={device or 'auto'}: {processes} processes on this machine need one GPU each, "
+            f"but torch sees {gpus}; use at most {gpus} (--nproc, or torchrun's "
+            f"--nproc_per_node), or device=cpu to run {processes} processes on CPU with gloo")
+
+
 def init_world(device: str | None = "auto") -> World:
     """The World torchrun's environment describes (``WORLD_SIZE`` > 1), with the process group
     initialised; ``SINGLE`` when not launched by torchrun. ``device``: the configured device —
@@ -131,6 +145,7 @@ def init_world(device: str | None = "auto") -> World:
         if chosen.index is not None:
             raise InputError(f"device={device}: one GPU for {size} processes; use auto or cuda "
                              "(each process takes GPU LOCAL_RANK; CUDA_VISIBLE_DEVICES picks them)")
+        check_gpus(device, int(os.environ.get("LOCAL_WORLD_SIZE", size)))  # every rank refuses
         chosen = torch.device("cuda", local_rank)
         torch.cuda.set_device(chosen)
     backend = "nccl" if chosen.type == "cuda" else "gloo"
