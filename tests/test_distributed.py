@@ -181,3 +181,23 @@ def test_more_processes_than_gpus_is_one_line(workdir, overrides):
             assert "need one GPU each" in done.stderr and "invalid device ordinal" not in \
                 done.stderr, done.stderr[-2000:]
         assert not (workdir / "runs" / f"too-many-{name}").exists()
+
+
+def test_nproc_resume_checks_the_gpus_against_the_runs_own_device(one, workdir, monkeypatch,
+                                                                  capsys):
+    """``--nproc N --resume RUN`` checks the GPUs against the device RUN was saved with, not the
+    default ``auto`` (which, on an H200, refused to resume a device=cpu run in two processes):
+    here a run saved with device=cuda, on a machine that seems to have one GPU."""
+    import shutil
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    run = workdir / "runs" / "saved-cuda"
+    shutil.copytree(workdir / "runs" / "one", run)
+    config = run / "config.yaml"
+    text = config.read_text(encoding="utf-8")
+    assert "  device: cpu\n" in text
+    config.write_text(text.replace("  device: cpu\n", "  device: cuda\n"), encoding="utf-8")
+    assert main(["train", "--nproc", "2", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "device=cuda: 2 processes on this machine need one GPU each" in err[0]

@@ -176,7 +176,10 @@ def run(args: argparse.Namespace) -> int:
                              "--nproc (torchrun's --nproc_per_node says how many)")
         if nproc > 1:
             # a bad override or too few GPUs is refused here, once, not by every process
-            check_gpus(build_config(args).housekeeping.device, nproc)
+            from psamf.training.runs import load_config
+
+            config = build_config(args) if args.resume is None else load_config(args.resume)
+            check_gpus(config.housekeeping.device, nproc)
             return launch(args.argv, nproc)
     from psamf.cli import sigterm_interrupts
 
