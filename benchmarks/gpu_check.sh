@@ -115,7 +115,7 @@ else
   skip steps "no encoder: ${missing[*]-}"; skip amp "no encoder: ${missing[*]-}"
 fi
 xdist=(); "$py" -c 'import xdist' 2>/dev/null && xdist=(-n "${TEST_WORKERS:-4}" --dist loadfile)
-part tests "${T_TESTS:-120}" env PSAMF_TEST_DEVICE=cuda "$py" -m pytest -q -p no:cacheprovider \
+part tests "${T_TESTS:-120}" env PSAMF_TEST_DEVICE=cuda "$py" -m pytest -q -rs -p no:cacheprovider \
   "${xdist[@]+"${xdist[@]}"}" tests
 
 # --- results ----------------------------------------------------------------------------------
