@@ -284,8 +284,8 @@ def test_every_call_of_a_stopped_and_resumed_run_counts_in_its_result(tmp_path, 
 
     # As if the first call had been made by the queue before psamf train kept sessions current:
     # bench_attempts.json holds it (and a session of the old kind, recorded at the end without
-    # a start, duplicates it); only sessions that started after it ended count on top.
-    # its peak above every session's (on CUDA a tiny run's RSS is ~2 GB with the context)
+    # a start, duplicates it); only sessions that started after it ended count on top. Its peak
+    # is above every session's (on CUDA a tiny run's RSS is ~2 GB, with the context).
     legacy_peak = max(s["peak_memory_mib"]["rss"] for s in sessions) + 500.0
     legacy = {"command": "psamf train --legacy", "commit": "abc", "wall_s": 7.5,
               "peak_rss_mib": legacy_peak, "started": "2020-01-01T00:00:00Z", "rc": 0}

@@ -201,3 +201,7 @@ def test_nproc_resume_checks_the_gpus_against_the_runs_own_device(one, workdir, 
     assert main(["train", "--nproc", "2", "--resume", str(run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "device=cuda: 2 processes on this machine need one GPU each" in err[0]
+    # a setting beside --resume is refused once, before launching, as without --nproc
+    assert main(["train", "--nproc", "2", "--resume", str(run), "epochs=3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--resume continues a run with its saved config" in err[0]

@@ -115,6 +115,21 @@ def preflight(prepared) -> None:
     build_model(prepared.config.model)
 
 
+def resume_config(args: argparse.Namespace):
+    """``--resume RUN``: the run's saved config, and the moved personality encoder named by
+    ``personality_encoder=PATH`` (None without it); any other setting is refused."""
+    from psamf.training.runs import encoder_override, load_config
+
+    moved_encoder, others = encoder_override(list(args.overrides))
+    if others or args.data or args.root or args.seeds or args.labels_encoding:
+        raise InputError(
+            "--resume continues a run with its saved config; drop the overrides / --data / "
+            "--root / --seeds / --labels-encoding (only personality_encoder=PATH, naming a "
+            "moved copy of the run's encoder, is accepted; start a new run to change settings)"
+        )
+    return load_config(args.resume), moved_encoder  # a missing run folder is named first
+
+
 def without_nproc(argv: list[str]) -> list[str]:
     """``argv`` less ``--nproc N`` / ``--nproc=N`` (what each launched process is given)."""
     out, skip = [], False
@@ -176,9 +191,7 @@ def run(args: argparse.Namespace) -> int:
                              "--nproc (torchrun's --nproc_per_node says how many)")
         if nproc > 1:
             # a bad override or too few GPUs is refused here, once, not by every process
-            from psamf.training.runs import load_config
-
-            config = build_config(args) if args.resume is None else load_config(args.resume)
+            config = build_config(args) if args.resume is None else resume_config(args)[0]
             check_gpus(config.housekeeping.device, nproc)
             return launch(args.argv, nproc)
     from psamf.cli import sigterm_interrupts
@@ -197,8 +210,6 @@ def _train(args: argparse.Namespace) -> int:
         check_writable,
         create_run,
         default_run_name,
-        encoder_override,
-        load_config,
         prepare_for_run,
         quiet_transformers,
         train_run,
@@ -210,15 +221,8 @@ def _train(args: argparse.Namespace) -> int:
     started, load_at_start = getattr(args, "started", time.time()), load_average()
     command = "psamf " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.resume is not None:
-        moved_encoder, others = encoder_override(list(args.overrides))
-        if others or args.data or args.root or args.seeds or args.labels_encoding:
-            raise InputError(
-                "--resume continues a run with its saved config; drop the overrides / --data / "
-                "--root / --seeds / --labels-encoding (only personality_encoder=PATH, naming a "
-                "moved copy of the run's encoder, is accepted; start a new run to change settings)"
-            )
         folder = args.resume
-        config = load_config(folder)  # a missing run folder is named before anything else
+        config, moved_encoder = resume_config(args)
         check_writable(folder)
         world = init_world(config.housekeeping.device)
         # made on a GPU machine, resumed on a CPU one
